@@ -1,0 +1,1 @@
+"""Bundled datasets for demos and tests (no downloads)."""

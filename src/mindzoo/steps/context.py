@@ -1,0 +1,105 @@
+"""What every step shares: flags, storage, tracking, KFP executor output, timing.
+
+``step_command("preprocess", PreprocessConfig, run)`` gives a click command with
+the step's own flags (from its config dataclass), the ``--storage-*`` and
+``--tracking-*`` flags, and ``--executor-input`` (KFP's ``{{$}}``). It builds the
+config (errors name dotted keys), runs ``run(cfg, ctx)`` and then, whatever
+happened to tracking, writes the executor output and reports one summary line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from mindzoo.config import StorageConfig, TrackingConfig
+from mindzoo.configkit import build, click_options
+from mindzoo.kfp_io import ExecutorIO
+from mindzoo.tracking import NullTracker, Tracker, create_tracker
+
+
+@dataclass
+class StepContext:
+    """Handed to a step's ``run``: lazily connected storage, tracking, KFP I/O."""
+
+    step: str
+    storage_cfg: StorageConfig
+    tracking_cfg: TrackingConfig
+    kfp: ExecutorIO
+    tracker: Tracker = field(default_factory=NullTracker)
+    started: float = field(default_factory=time.monotonic)
+    _storage: Any = None
+
+    @property
+    def storage(self) -> Any:
+        """The object store (connected on first use, so offline steps never need one)."""
+        if self._storage is None:
+            from mindzoo.storage import Storage
+
+            self._storage = Storage.connect(self.storage_cfg)
+        return self._storage
+
+    def start_tracking(self, experiment: str, run_name: str, params: Mapping[str, Any] | None = None,
+                       tags: Mapping[str, Any] | None = None) -> Tracker:
+        """Open the step's MLflow run (no-op without a tracking server)."""
+        from mindzoo.endpoints import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(self.tracking_cfg)
+        all_tags = {"mindzoo.step": self.step, **_pipeline_tags(), **(tags or {})}
+        self.tracker = create_tracker(uri, self.tracking_cfg.experiment or experiment, run_name, all_tags)
+        if params:
+            self.tracker.log_params(params)
+        return self.tracker
+
+    def say(self, line: str) -> None:
+        click.echo(f"[{self.step}] {line}", err=True)
+
+
+def _pipeline_tags() -> dict[str, str]:
+    """Tags that link a step's run to its pipeline run and image, when known."""
+    env = {"pipeline_run_id": "MINDZOO_PIPELINE_RUN_ID", "git_sha": "MINDZOO_GIT_SHA", "image": "MINDZOO_IMAGE"}
+    return {tag: os.environ[var] for tag, var in env.items() if os.environ.get(var)}
+
+
+def step_command(name: str, config_cls: type, run: Callable[[Any, StepContext], Any],
+                 help: str) -> click.Command:  # noqa: A002
+    """The click command for a step (see module docstring)."""
+
+    @click.command(name=name, help=help)
+    @click_options(config_cls)
+    @click_options(StorageConfig, prefix="storage")
+    @click_options(TrackingConfig, prefix="tracking")
+    @click.option("--executor-input", default="", help="KFP executor input JSON ({{$}}); set by the pipeline")
+    def command(executor_input: str, **flags: Any) -> None:
+        storage = {k.removeprefix("storage__"): v for k, v in flags.items() if k.startswith("storage__")}
+        tracking = {k.removeprefix("tracking__"): v for k, v in flags.items() if k.startswith("tracking__")}
+        own = {k: v for k, v in flags.items() if not k.startswith(("storage__", "tracking__"))}
+        cfg = build(config_cls, own, name)
+        ctx = StepContext(name, build(StorageConfig, storage, "storage"), build(TrackingConfig, tracking, "tracking"),
+                          ExecutorIO.parse(executor_input))
+        _execute(run, cfg, ctx)
+
+    return command
+
+
+def _execute(run: Callable[[Any, StepContext], Any], cfg: Any, ctx: StepContext) -> None:
+    status = "FAILED"
+    try:
+        run(cfg, ctx)
+        status = "FINISHED"
+    finally:
+        report = ctx.tracker.finish(status)
+        if not report.ok:
+            click.echo(f"warning: tracking: {report.message}", err=True)
+        if status == "FINISHED":
+            ctx.kfp.write()
+            seconds = time.monotonic() - ctx.started
+            ctx.say(f"done in {seconds:.1f}s" + ("" if report.ok else " (tracking incomplete, see warning)"))
+        sys.stderr.flush()
+

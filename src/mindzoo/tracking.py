@@ -1,0 +1,181 @@
+"""Experiment tracking: a small Tracker protocol, an MLflow implementation and a null one.
+
+Tracking must never take a step down with it. :class:`MlflowTracker` turns the
+first failure into one warning, buffers every later call, and retries the
+buffer when the step finishes; what still cannot be delivered is reported
+(and, if asked, saved as JSON) instead of raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+MAX_PARAM_LEN = 6000  # MLflow rejects longer parameter values
+
+
+@dataclass(frozen=True)
+class TrackingReport:
+    ok: bool
+    run_id: str | None
+    message: str
+
+
+class Tracker(Protocol):
+    run_id: str | None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+    def finish(self, status: str = "FINISHED") -> TrackingReport: ...
+
+
+class NullTracker:
+    """Tracking switched off: every call is accepted and dropped."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def finish(self, status: str = "FINISHED") -> TrackingReport:
+        return TrackingReport(True, None, "tracking off")
+
+
+class MlflowTracker:
+    """One MLflow run; calls are buffered while the server is unreachable."""
+
+    def __init__(self, uri: str, experiment: str, run_name: str, tags: Mapping[str, Any] | None = None,
+                 parent_run_id: str | None = None, spill_path: Path | None = None) -> None:
+        # Fail over to our buffer quickly instead of MLflow's multi-minute default retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        from mlflow.tracking import MlflowClient
+
+        self.uri, self.experiment, self.run_name = uri, experiment, run_name
+        self.client = MlflowClient(tracking_uri=uri)
+        self.spill_path = spill_path
+        self.run_id: str | None = None
+        self._pending: list[tuple[Any, ...]] = []
+        self._error: str | None = None
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        self._tags = tags
+        self._submit(("start",))
+
+    # -- the Tracker protocol -------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._submit(("params", {k: str(v)[:MAX_PARAM_LEN] for k, v in params.items()}))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        stamp = int(time.time() * 1000)
+        self._submit(("metrics", {k: float(v) for k, v in metrics.items()}, step or 0, stamp))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._submit(("artifact", str(path), artifact_path))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._submit(("tags", {k: str(v) for k, v in tags.items()}))
+
+    def finish(self, status: str = "FINISHED") -> TrackingReport:
+        if self._pending:
+            self._flush(attempts=3)
+        self._submit(("end", status))
+        if not self._pending:
+            return TrackingReport(True, self.run_id, f"tracked as run {self.run_id} at {self.uri}")
+        spilled = self._spill()
+        where = f"; saved to {spilled}" if spilled else ""
+        return TrackingReport(False, self.run_id,
+                              f"MLflow at {self.uri} unreachable ({self._error}); "
+                              f"{len(self._pending)} tracking calls not delivered{where}")
+
+    # -- delivery -------------------------------------------------------------
+    def _submit(self, op: tuple[Any, ...]) -> None:
+        if self._pending:  # keep order: nothing overtakes a buffered call
+            self._pending.append(op)
+            return
+        try:
+            self._apply(op)
+        except Exception as err:  # noqa: BLE001 - any client failure means "buffer and go on"
+            self._fail(err)
+            self._pending.append(op)
+
+    def _flush(self, attempts: int) -> None:
+        for attempt in range(attempts):
+            while self._pending:
+                try:
+                    self._apply(self._pending[0])
+                except Exception as err:  # noqa: BLE001
+                    self._error = _short(err)
+                    break
+                self._pending.pop(0)
+            if not self._pending:
+                return
+            time.sleep(1.0 * (attempt + 1))
+
+    def _fail(self, err: Exception) -> None:
+        if self._error is None:
+            print(f"warning: tracking: MLflow at {self.uri} failed ({_short(err)}); "
+                  "buffering and retrying at the end of the step", file=sys.stderr)
+        self._error = _short(err)
+
+    def _apply(self, op: tuple[Any, ...]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        kind = op[0]
+        if kind == "start":
+            exp = self.client.get_experiment_by_name(self.experiment)
+            exp_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+            self.run_id = self.client.create_run(exp_id, run_name=self.run_name, tags=self._tags).info.run_id
+        elif kind == "params":
+            items = [Param(k, v) for k, v in op[1].items()]
+            for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+                self.client.log_batch(self.run_id, params=items[i:i + 100])
+        elif kind == "metrics":
+            self.client.log_batch(self.run_id, metrics=[Metric(k, v, op[3], op[2]) for k, v in op[1].items()])
+        elif kind == "tags":
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in op[1].items()])
+        elif kind == "artifact":
+            self.client.log_artifact(self.run_id, op[1], op[2])
+        elif kind == "end":
+            self.client.set_terminated(self.run_id, op[1])
+
+    def _spill(self) -> Path | None:
+        if self.spill_path is None:
+            return None
+        body = {"uri": self.uri, "experiment": self.experiment, "run_name": self.run_name,
+                "run_id": self.run_id, "pending": [list(op) for op in self._pending]}
+        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+        self.spill_path.write_text(json.dumps(body, indent=2))
+        return self.spill_path
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:160] if text else ''}"
+
+
+def create_tracker(uri: str | None, experiment: str, run_name: str, tags: Mapping[str, Any] | None = None,
+                   parent_run_id: str | None = None, spill_path: Path | None = None) -> Tracker:
+    """An MLflow tracker when a URI is known, else the null tracker."""
+    if not uri:
+        return NullTracker()
+    return MlflowTracker(uri, experiment, run_name, tags, parent_run_id, spill_path)

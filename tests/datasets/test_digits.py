@@ -1,0 +1,58 @@
+"""The bundled digits in real CIFAR-10 binary and ImageNet-folder layouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mindzoo.config import DigitsConfig
+from mindzoo.datasets import digits
+from mindzoo.errors import DataError
+
+pytestmark = pytest.mark.runtime
+
+
+def test_cifar10_layout_round_trips_every_pixel(tmp_path):
+    out = tmp_path / "cifar"
+    counts = digits.make(DigitsConfig(format="cifar10"), out)
+    assert counts["train"] + counts["val"] == 1797
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["batches.meta.txt", *[f"data_batch_{i}.bin" for i in range(1, 6)], "test_batch.bin"]
+    (train_x, train_y), (val_x, val_y) = digits.load(DigitsConfig())
+    raw = b"".join((out / f"data_batch_{i}.bin").read_bytes() for i in range(1, 6))
+    assert len(raw) % 3073 == 0 and len(raw) // 3073 == counts["train"]
+    records = np.frombuffer(raw, np.uint8).reshape(-1, 3073)
+    assert np.array_equal(records[:, 0], train_y)
+    assert np.array_equal(records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), train_x)
+    test = np.frombuffer((out / "test_batch.bin").read_bytes(), np.uint8).reshape(-1, 3073)
+    assert np.array_equal(test[:, 0], val_y)
+
+
+def test_imagefolder_layout_has_every_class_in_both_splits(tmp_path):
+    out = tmp_path / "tree"
+    counts = digits.make(DigitsConfig(format="imagefolder"), out)
+    for split in ("train", "val"):
+        classes = sorted(p.name for p in (out / split).iterdir())
+        assert classes == [digits.synset(i) for i in range(10)]
+        files = list((out / split).rglob("*.JPEG"))
+        assert len(files) == counts[split]
+    with Image.open(next((out / "val").rglob("*.JPEG"))) as img:
+        assert img.format == "JPEG" and img.size == (32, 32) and img.mode == "RGB"
+
+
+def test_split_is_stratified_and_seeded():
+    (_, y1), (_, v1) = digits.load(DigitsConfig(seed=1))
+    (_, y2), (_, v2) = digits.load(DigitsConfig(seed=1))
+    assert np.array_equal(v1, v2)
+    per_class = np.bincount(v1, minlength=10) / (np.bincount(v1, minlength=10) + np.bincount(y1, minlength=10))
+    assert np.all(np.abs(per_class - 0.2) < 0.02)
+
+
+def test_refuses_to_overwrite_without_force(tmp_path):
+    out = tmp_path / "cifar"
+    digits.make(DigitsConfig(), out)
+    with pytest.raises(DataError, match="--force"):
+        digits.make(DigitsConfig(), out)
+    digits.make(DigitsConfig(), out, force=True)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
