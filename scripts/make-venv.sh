@@ -8,7 +8,9 @@ if [ ! -x "$dir/bin/python" ]; then
   echo "==> creating $dir"
   "$python" -m venv "$dir"
 fi
-echo "==> installing $lock into $dir (pip shows progress; the runtime set is large: MindSpore + torch)"
-"$dir/bin/python" -m pip install --disable-pip-version-check --progress-bar off -q -r "$lock"
+echo "==> installing $lock into $dir (the runtime set is several GB: MindSpore + torch; minutes when cold)"
+# Show one line per package as progress; pipefail keeps pip's own failure.
+"$dir/bin/python" -m pip install --disable-pip-version-check --progress-bar off -r "$lock" \
+  | { grep -E '^(Collecting|Successfully|ERROR)' || true; }
 "$dir/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e .
 "$dir/bin/python" -m pip check >/dev/null || { "$dir/bin/python" -m pip check; exit 1; }

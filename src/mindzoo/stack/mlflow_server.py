@@ -33,6 +33,9 @@ def start(cfg: StackConfig, s3_url: str) -> process.Service:
         "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
         "MLFLOW_S3_ENDPOINT_URL": s3_url,
         "AWS_DEFAULT_REGION": "us-east-1",
+        # MLflow 3's job runner starts a dozen worker processes; the stack does not use it.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_SERVER_JOB_ENABLE_PERIODIC_TASKS": "false",
     }
     pid = process.spawn(argv, log, env=env)
     return process.Service(NAME, pid, url, f"{url}/health", str(log))

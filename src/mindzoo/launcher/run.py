@@ -1,0 +1,133 @@
+"""Create, watch and clean up a distributed launch on Kubernetes.
+
+Rank 0's log is streamed as it runs; a failed pod fails the launch with its
+log tail; the Job (and through owner references its pods and Service) is
+deleted at the end whatever happened, and TTL covers a launcher that dies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mindzoo.errors import MindzooError
+from mindzoo.launcher.spec import LABEL, LaunchSpec, job_manifest, service_manifest
+
+COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    succeeded: int
+    seconds: float
+
+
+class LaunchFailed(MindzooError):
+    """A worker failed, or the launch timed out."""
+
+
+def launch(spec: LaunchSpec, api_client: Any, say: Callable[[str], None] = print,
+           poll_s: float = 2.0, cleanup: bool = True) -> LaunchResult:
+    from kubernetes import client
+
+    batch, core = client.BatchV1Api(api_client), client.CoreV1Api(api_client)
+    started = time.monotonic()
+    job = batch.create_namespaced_job(spec.namespace, job_manifest(spec))
+    try:
+        core.create_namespaced_service(spec.namespace, service_manifest(spec, job.metadata.uid))
+        say(f"launched job {spec.namespace}/{spec.name}: {spec.nodes} node(s), image {spec.image}")
+        streamer = _stream_rank0(core, spec, say)
+        result = _wait(batch, core, spec, started, poll_s)
+        streamer.join(timeout=5)
+        return result
+    finally:
+        if cleanup:
+            delete(spec, api_client)
+
+
+def _wait(batch: Any, core: Any, spec: LaunchSpec, started: float, poll_s: float) -> LaunchResult:
+    while True:
+        status = batch.read_namespaced_job_status(spec.name, spec.namespace).status
+        if (status.failed or 0) > 0 or _condition(status, "Failed"):
+            raise LaunchFailed(_failure_message(core, spec, status))
+        if (status.succeeded or 0) >= spec.nodes or _condition(status, "Complete"):
+            return LaunchResult(status.succeeded or spec.nodes, time.monotonic() - started)
+        if time.monotonic() - started > spec.timeout_s:
+            raise LaunchFailed(f"launch {spec.name} timed out after {spec.timeout_s:.0f}s")
+        time.sleep(poll_s)
+
+
+def _condition(status: Any, kind: str) -> bool:
+    return any(c.type == kind and c.status == "True" for c in (status.conditions or []))
+
+
+def _pods(core: Any, spec: LaunchSpec) -> list[Any]:
+    return core.list_namespaced_pod(spec.namespace, label_selector=f"{LABEL}={spec.name}").items
+
+
+def _index(pod: Any) -> str:
+    labels = pod.metadata.labels or {}
+    annotations = pod.metadata.annotations or {}
+    return labels.get(COMPLETION_INDEX_LABEL) or annotations.get(COMPLETION_INDEX_LABEL, "?")
+
+
+def _failure_message(core: Any, spec: LaunchSpec, status: Any) -> str:
+    failed = [p for p in _pods(core, spec) if p.status.phase == "Failed"]
+    if not failed:
+        reason = next((c.message or c.reason for c in (status.conditions or []) if c.type == "Failed"), "failed")
+        return f"launch {spec.name} failed: {reason}"
+    pod = sorted(failed, key=_index)[0]
+    tail = _log_tail(core, spec, pod.metadata.name)
+    return f"worker {_index(pod)} ({pod.metadata.name}) failed: {tail}"
+
+
+def _log_tail(core: Any, spec: LaunchSpec, pod_name: str, lines: int = 20) -> str:
+    try:
+        log = core.read_namespaced_pod_log(pod_name, spec.namespace, tail_lines=lines)
+    except Exception as err:  # noqa: BLE001 - the log is a courtesy; the failure is the message
+        return f"(log unavailable: {type(err).__name__})"
+    text = [line for line in (log or "").splitlines() if line.strip()]
+    return " | ".join(text[-5:]) if text else "(empty log)"
+
+
+def _stream_rank0(core: Any, spec: LaunchSpec, say: Callable[[str], None]) -> threading.Thread:
+    """Follow pod 0's log in the background (rank 0 prints progress and metrics)."""
+
+    def follow() -> None:
+        deadline = time.monotonic() + spec.timeout_s
+        while time.monotonic() < deadline:
+            pod = next((p for p in _pods(core, spec) if _index(p) == "0"), None)
+            if pod is not None and pod.status.phase in ("Running", "Succeeded", "Failed"):
+                try:
+                    for line in core.read_namespaced_pod_log(pod.metadata.name, spec.namespace, follow=True,
+                                                             _preload_content=False).stream():
+                        say(f"[rank0] {line.decode(errors='replace').rstrip()}")
+                except Exception:  # noqa: BLE001 - log streaming must not fail the launch
+                    pass
+                return
+            time.sleep(1.0)
+
+    thread = threading.Thread(target=follow, daemon=True, name=f"log-{spec.name}")
+    thread.start()
+    return thread
+
+
+def delete(spec: LaunchSpec, api_client: Any) -> None:
+    """Delete the Job with foreground propagation: its pods and the owned Service go too."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    body = client.V1DeleteOptions(propagation_policy="Foreground")
+    try:
+        client.BatchV1Api(api_client).delete_namespaced_job(spec.name, spec.namespace, body=body)
+    except ApiException as err:
+        if err.status != 404:
+            raise
+    try:  # in case the Job was gone before the Service got its owner reference
+        client.CoreV1Api(api_client).delete_namespaced_service(spec.service_name, spec.namespace)
+    except ApiException as err:
+        if err.status != 404:
+            raise

@@ -1,0 +1,151 @@
+"""The shape of a distributed training launch: an Indexed Job plus a headless Service.
+
+One pod per node. ``JOB_COMPLETION_INDEX`` is the node rank; pod 0 hosts the
+MindSpore scheduler (or the torch master) and is reachable by a stable name,
+``<job>-0.<service>``, through the headless Service and the pod ``subdomain``.
+Building the objects is pure (tested without a cluster); :mod:`.run` creates,
+watches and cleans them up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mindzoo.configkit import check
+
+# The contract between the launcher and `mindzoo train` inside each pod.
+ENV_NODE_RANK = "MINDZOO_NODE_RANK"
+ENV_NUM_NODES = "MINDZOO_NUM_NODES"
+ENV_MASTER_ADDR = "MINDZOO_MASTER_ADDR"
+ENV_MASTER_PORT = "MINDZOO_MASTER_PORT"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+LABEL = "mindzoo.io/launch"
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str
+    operator: str = "Exists"
+    effect: str = "NoSchedule"
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    name: str
+    image: str
+    command: tuple[str, ...]
+    nodes: int = 1
+    namespace: str = "default"
+    port: int = 8118
+    resources: dict[str, str] = field(default_factory=dict)
+    cpu: str = "1"
+    memory: str = "4Gi"
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    secret_env: tuple[str, ...] = ()  # Secrets whose keys become env vars (credentials)
+    service_account: str | None = None
+    timeout_s: float = 24 * 3600
+    ttl_after_finished_s: int = 3600
+    shm_size: str = "1Gi"  # data loaders and collective libraries use /dev/shm
+
+    def __post_init__(self) -> None:
+        check(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,45}[a-z0-9])?", self.name) is not None, "launch.name",
+              f"must be a DNS-1123 label of at most 47 characters (got {self.name!r})")
+        check(self.nodes >= 1, "launch.nodes", "must be >= 1")
+        check(1024 <= self.port <= 65535, "launch.port", "must be in 1024..65535")
+        check(self.timeout_s > 0, "launch.timeout_s", "must be > 0")
+        check(bool(self.command), "launch.command", "must not be empty")
+
+    @property
+    def service_name(self) -> str:
+        return self.name
+
+    @property
+    def master_addr(self) -> str:
+        # Indexed Job pods are named <job>-<index> in DNS through the Service subdomain.
+        return f"{self.name}-0.{self.service_name}.{self.namespace}.svc"
+
+
+def job_manifest(spec: LaunchSpec) -> dict[str, Any]:
+    """The Indexed Job: one pod per node, no retries (a failed worker fails the launch)."""
+    labels = {LABEL: spec.name, "app.kubernetes.io/name": "mindzoo", "app.kubernetes.io/component": "train"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": spec.nodes,
+            "parallelism": spec.nodes,
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": int(spec.timeout_s),
+            "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
+            "template": {"metadata": {"labels": labels}, "spec": _pod_spec(spec)},
+        },
+    }
+
+
+def _pod_spec(spec: LaunchSpec) -> dict[str, Any]:
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "subdomain": spec.service_name,
+        "containers": [_container(spec)],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.shm_size}}],
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod["tolerations"] = [{k: v for k, v in vars(t).items() if v is not None} for t in spec.tolerations]
+    if spec.service_account:
+        pod["serviceAccountName"] = spec.service_account
+    return pod
+
+
+def _container(spec: LaunchSpec) -> dict[str, Any]:
+    requests = {"cpu": spec.cpu, "memory": spec.memory, **spec.resources}
+    # Extended resources (accelerators) must have limits equal to requests.
+    limits = {"memory": spec.memory, **spec.resources}
+    env = [
+        {"name": ENV_NODE_RANK, "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}},
+        {"name": ENV_NUM_NODES, "value": str(spec.nodes)},
+        {"name": ENV_MASTER_ADDR, "value": spec.master_addr},
+        {"name": ENV_MASTER_PORT, "value": str(spec.port)},
+        *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
+    ]
+    return {
+        "name": "train",
+        "image": spec.image,
+        "command": list(spec.command),
+        "env": env,
+        "envFrom": [{"secretRef": {"name": s}} for s in spec.secret_env],
+        "ports": [{"containerPort": spec.port, "name": "rendezvous"}],
+        "resources": {"requests": requests, "limits": limits},
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+
+
+def service_manifest(spec: LaunchSpec, owner_uid: str | None = None) -> dict[str, Any]:
+    """Headless Service giving pod 0 its stable name; owned by the Job so it goes with it."""
+    meta: dict[str, Any] = {"name": spec.service_name, "namespace": spec.namespace, "labels": {LABEL: spec.name}}
+    if owner_uid:
+        meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": spec.name,
+                                    "uid": owner_uid, "blockOwnerDeletion": True}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "clusterIP": "None",
+            # Workers must resolve pod 0 before it is Ready (it becomes ready by rendezvousing).
+            "publishNotReadyAddresses": True,
+            "selector": {LABEL: spec.name},
+            "ports": [{"name": "rendezvous", "port": spec.port, "targetPort": spec.port}],
+        },
+    }
