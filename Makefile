@@ -8,7 +8,7 @@ export PYTHON
 RUNTIME := .venv
 CONTROL := .venv-control
 
-.PHONY: help setup system venvs tools test demo lock stack-up stack-down clean
+.PHONY: help setup system venvs tools images test demo lock stack-up stack-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,7 +29,10 @@ $(CONTROL)/.installed: requirements/control.txt pyproject.toml
 tools:  ## build MinIO (and later cluster tools) from Go source into ~/.cache/mindzoo/bin
 	scripts/build-tools.sh
 
-test: setup  ## install what tests need and run them all (both environments, real servers)
+images: setup  ## build the CPU runtime image with the local container engine
+	scripts/build-images.sh
+
+test: setup images  ## install what tests need and run them all (both environments, real servers)
 	scripts/test.sh
 
 demo: setup  ## install everything and run the main job on the bundled digits data
