@@ -3,7 +3,7 @@
 # then print one combined summary line. Extra arguments go to both pytest runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export GLOG_v=3 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+export GLOG_v=3 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 ONEDNN_MAX_CPU_ISA=AVX2
 reports=$(mktemp -d)
 status=0
 for env in runtime control; do
