@@ -50,15 +50,21 @@ def test_a_corrupted_object_fails_the_checksum(stack, bucket, tmp_path):
     assert not (tmp_path / "dst").exists()  # nothing half-downloaded is left
 
 
-def test_republish_replaces_the_version_and_collects_the_old_one(stack, bucket, tmp_path):
+def test_republish_keeps_one_previous_generation_and_collects_older_ones(stack, bucket, tmp_path):
     store = Storage.connect()
     make_tree(tmp_path / "a", files=3)
     prefix = S3Uri(bucket, "p")
     first = store.publish(tmp_path / "a", prefix)
     second = store.publish(tmp_path / "a", prefix)
+    assert len([k for k in store.list(prefix) if f"v-{first.version}/" in k]) == 3  # a reader may still be on it
+    third = store.publish(tmp_path / "a", prefix)
     keys = store.list(prefix)
     assert not [k for k in keys if f"v-{first.version}/" in k]
     assert len([k for k in keys if f"v-{second.version}/" in k]) == 3
+    assert len([k for k in keys if f"v-{third.version}/" in k]) == 3
+    assert store.read_manifest(prefix).version == third.version
+    sizes = {o.key: o.size for o in store.list_objects(prefix)}
+    assert all(sizes[e["key"]] == e["size"] for e in third.files.values())
 
 
 def _minio_pid(stack) -> int:

@@ -63,6 +63,13 @@ class S3Uri:
 
 
 @dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a publish wrote: files (relative path → key, size, sha256) and metadata."""
 
@@ -209,9 +216,14 @@ class Storage:
                 os.unlink(tmp)
 
     def list(self, prefix: S3Uri, recursive: bool = True) -> list[str]:
+        return [o.key for o in self.list_objects(prefix, recursive)]
+
+    def list_objects(self, prefix: S3Uri, recursive: bool = True) -> list[ObjectInfo]:
+        """Objects under ``prefix`` with size and ETag (folders left out)."""
         key = prefix.key + "/" if prefix.key else ""
         return self._call(f"list {prefix}", lambda: [
-            o.object_name for o in self.client.list_objects(prefix.bucket, prefix=key, recursive=recursive)])
+            ObjectInfo(o.object_name, int(o.size or 0), (o.etag or "").strip('"'))
+            for o in self.client.list_objects(prefix.bucket, prefix=key, recursive=recursive) if not o.is_dir])
 
     def delete(self, uri: S3Uri) -> None:
         self._call(f"delete {uri}", lambda: self.client.remove_object(uri.bucket, uri.key))
@@ -240,11 +252,14 @@ class Storage:
                 progress: bool = False) -> Manifest:
         """Upload ``local`` as a new version of ``prefix``; the manifest goes last."""
         version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+        previous = self.read_manifest(prefix)
         files = self.upload_dir(local, prefix.join(f"v-{version}"), progress=progress)
         manifest = Manifest(str(prefix), version, files, dict(meta or {}),
                             datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.put_bytes(manifest.to_json().encode(), prefix.join(MANIFEST), "application/json")
-        self.gc(prefix, keep=manifest)
+        # The replaced version stays one generation, so a reader already fetching it finishes;
+        # unreferenced folders (killed uploads, older generations) go.
+        self.gc(prefix, keep=manifest, also_keep=previous.version if previous else None)
         return manifest
 
     def read_manifest(self, prefix: S3Uri) -> Manifest | None:
@@ -268,6 +283,7 @@ class Storage:
                     self.download_file(S3Uri(prefix.bucket, entry["key"]), staging / rel, entry["sha256"])
                     bar.update(int(entry["size"]))
             (staging / MANIFEST).write_text(manifest.to_json())
+            staging.chmod(0o755)  # mkdtemp makes it private; containers may read it as another user
             if local.exists():
                 shutil.rmtree(local)
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -276,13 +292,13 @@ class Storage:
             shutil.rmtree(staging, ignore_errors=True)
         return manifest
 
-    def gc(self, prefix: S3Uri, keep: Manifest | None = None) -> int:
-        """Delete version prefixes under ``prefix`` that the manifest does not reference."""
+    def gc(self, prefix: S3Uri, keep: Manifest | None = None, also_keep: str | None = None) -> int:
+        """Delete version folders under ``prefix`` other than the manifest's (and ``also_keep``)."""
         keep = keep or self.read_manifest(prefix)
         base = f"{prefix.key}/" if prefix.key else ""
-        live = f"{base}v-{keep.version}/" if keep else None
+        live = tuple(f"{base}v-{v}/" for v in (keep.version if keep else None, also_keep) if v)
         # Only this prefix's own version folders: a nested published prefix keeps its own.
-        stale = [k for k in self.list(prefix) if k[len(base):].startswith("v-") and not (live and k.startswith(live))]
+        stale = [k for k in self.list(prefix) if k[len(base):].startswith("v-") and not k.startswith(live)]
         for key in stale:
             self.delete(S3Uri(prefix.bucket, key))
         return len(stale)
