@@ -1,0 +1,85 @@
+"""Each recipe's image transforms, built from its :class:`mindzoo.archs.DataConfig`.
+
+Nothing here is specific to a model: the data config says which crop, flip,
+colour jitter, resize and normalisation the recipe uses (modelzoo_facts.md
+§1.2, §2.2, §3.2, §4.2, §5.2), and these functions translate it to the same
+MindSpore ops, in the same order, that the recipes' ``dataset.py`` files use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mindzoo.archs import DataConfig
+
+
+def _vision() -> Any:
+    import mindspore.dataset.vision as vision
+
+    return vision
+
+
+def _inter(cfg: DataConfig) -> Any:
+    inter = _vision().Inter
+    return {"bilinear": inter.BILINEAR, "bicubic": inter.BICUBIC, "nearest": inter.NEAREST}[cfg.interpolation]
+
+
+def normalize_ops(cfg: DataConfig) -> list[Any]:
+    """``uint8``: Normalize(mean*255, std*255) on the raw image; ``rescale``: Rescale(1/255) then Normalize."""
+    vision = _vision()
+    if cfg.normalize == "rescale":
+        ops = [vision.Rescale(1.0 / 255.0, 0.0), vision.Normalize(list(cfg.mean), list(cfg.std))]
+    else:
+        ops = [vision.Normalize([m * 255 for m in cfg.mean], [s * 255 for s in cfg.std])]
+    return [*ops, vision.HWC2CHW()]
+
+
+def train_ops(cfg: DataConfig, extra_size: int | None = None) -> list[Any]:
+    """Train augmentation on encoded image bytes.
+
+    ``random_resized_crop``: RandomCropDecodeResize(input_size, scale, ratio) [→ Resize(extra_size), the
+    SPPNet 180 pass] → flip → colour jitter → normalise. ``pad_crop`` (CIFAR-10): Decode → RandomCrop with
+    zero padding → flip → square Resize(input_size) → colour jitter → normalise.
+    """
+    vision, t, inter = _vision(), cfg.train, _inter(cfg)
+    if t.kind == "random_resized_crop":
+        ops = [vision.RandomCropDecodeResize(cfg.input_size, scale=tuple(t.scale), ratio=tuple(t.ratio),
+                                             interpolation=inter)]
+        if extra_size:
+            ops.append(vision.Resize(extra_size, inter))
+    else:
+        ops = [vision.Decode(), vision.RandomCrop(t.crop_size, padding=t.padding, fill_value=0)]
+    if t.hflip > 0:
+        ops.append(vision.RandomHorizontalFlip(t.hflip))
+    if t.kind == "pad_crop":
+        ops.append(vision.Resize((cfg.input_size, cfg.input_size), inter))
+    if t.color_jitter is not None:
+        j = t.color_jitter
+        ops.append(vision.RandomColorAdjust(brightness=j.brightness, contrast=j.contrast, saturation=j.saturation,
+                                            hue=j.hue))
+    return ops + normalize_ops(cfg)
+
+
+def eval_ops(cfg: DataConfig) -> list[Any]:
+    """Decode → Resize (short side, or a fixed square) → CenterCrop → normalise."""
+    vision, e, inter = _vision(), cfg.eval, _inter(cfg)
+    size = e.resize_size if e.resize_mode == "short_side" else (e.resize_size, e.resize_size)
+    return [vision.Decode(), vision.Resize(size, inter), vision.CenterCrop(e.crop_size), *normalize_ops(cfg)]
+
+
+def sized(cfg: DataConfig, input_size: int | None) -> tuple[DataConfig, int | None]:
+    """(config, extra train size) for a requested input size.
+
+    A size in ``extra_train_sizes`` (SPPNet's 180) keeps the config and adds a final resize; any other size
+    rescales the whole config (:meth:`DataConfig.at_size`, for small CPU runs).
+    """
+    if input_size is None or input_size == cfg.input_size:
+        return cfg, None
+    if input_size in cfg.extra_train_sizes:
+        return cfg, input_size
+    return cfg.at_size(input_size), None
+
+
+def min_stored_size(cfg: DataConfig) -> int:
+    """The smallest stored short side this config can use without enlarging images first."""
+    return max(cfg.input_size, cfg.eval.resize_size)
