@@ -26,7 +26,7 @@ $(RUNTIME)/.installed: requirements/runtime.txt pyproject.toml
 $(CONTROL)/.installed: requirements/control.txt pyproject.toml
 	scripts/make-venv.sh $(CONTROL) requirements/control.txt && touch $@
 
-tools:  ## build MinIO (and later cluster tools) from Go source into ~/.cache/mindzoo/bin
+tools:  ## build MinIO, hyperkube (kube-apiserver etc.), kwok and Helm from Go source into ~/.cache/mindzoo/bin
 	scripts/build-tools.sh
 
 images: setup  ## build the CPU runtime image with the local container engine

@@ -5,7 +5,8 @@
 # python3-venv. Idempotent: installs only what is missing. Needs root.
 set -euo pipefail
 
-packages=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static debootstrap python3-venv make)
+packages=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static debootstrap python3-venv make
+          etcd-server)  # etcd: the cluster test harness's API server store (tests/cluster)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,0 +1,91 @@
+"""Keys and certificates of the cluster test harness, generated per run (python
+``cryptography``): a CA, the API server's serving certificate, one client
+certificate per component, the service-account signing key, and kubeconfigs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+def write_pki(pki: Path) -> None:
+    """CA, API server serving cert, client certs per component, SA signing key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    pki.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+
+    def key_pem(key) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    def name(cn: str, org: str | None = None) -> x509.Name:
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+        if org:
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        return x509.Name(attrs)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("mindzoo-test-ca")).issuer_name(name("mindzoo-test-ca"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + dt.timedelta(days=7))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+
+    def issue(stem: str, subject: x509.Name, usage, sans: list | None = None) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + dt.timedelta(days=7))
+                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        (pki / f"{stem}.crt").write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        (pki / f"{stem}.key").write_bytes(key_pem(key))
+
+    service_ip = next(ipaddress.ip_network(SERVICE_CIDR).hosts())
+    issue("apiserver", name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, [
+        x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
+        x509.DNSName("kubernetes.default.svc"), x509.DNSName("kubernetes.default.svc.cluster.local"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(service_ip)])
+    clients = {"admin": ("mindzoo-admin", "system:masters"),
+               "controller-manager": ("system:kube-controller-manager", None),
+               "scheduler": ("system:kube-scheduler", None),
+               "kwok": ("kwok-controller", "system:masters")}
+    for stem, (cn, org) in clients.items():
+        issue(stem, name(cn, org), ExtendedKeyUsageOID.CLIENT_AUTH)
+    sa_key = ec.generate_private_key(ec.SECP256R1())
+    (pki / "sa.key").write_bytes(key_pem(sa_key))
+    (pki / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> Path:
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: harness
+  cluster:
+    server: {server}
+    certificate-authority: {pki / 'ca.crt'}
+users:
+- name: {user}
+  user:
+    client-certificate: {pki / f'{user}.crt'}
+    client-key: {pki / f'{user}.key'}
+contexts:
+- name: harness
+  context: {{cluster: harness, user: {user}, namespace: default}}
+current-context: harness
+""")
+    return path
