@@ -50,7 +50,7 @@ def launch(spec: LaunchSpec, api_client: Any, say: Callable[[str], None] = print
 
 def _wait(batch: Any, core: Any, spec: LaunchSpec, started: float, poll_s: float) -> LaunchResult:
     while True:
-        status = batch.read_namespaced_job_status(spec.name, spec.namespace).status
+        status = batch.read_namespaced_job(spec.name, spec.namespace).status  # jobs/status needs more RBAC
         if (status.failed or 0) > 0 or _condition(status, "Failed"):
             raise LaunchFailed(_failure_message(core, spec, status))
         if (status.succeeded or 0) >= spec.nodes or _condition(status, "Complete"):
@@ -86,7 +86,7 @@ def _failure_message(core: Any, spec: LaunchSpec, status: Any) -> str:
 
 def _log_tail(core: Any, spec: LaunchSpec, pod_name: str, lines: int = 20) -> str:
     try:
-        log = core.read_namespaced_pod_log(pod_name, spec.namespace, tail_lines=lines)
+        log = core.read_namespaced_pod_log(pod_name, spec.namespace, tail_lines=lines, _request_timeout=10)
     except Exception as err:  # noqa: BLE001 - the log is a courtesy; the failure is the message
         return f"(log unavailable: {type(err).__name__})"
     text = [line for line in (log or "").splitlines() if line.strip()]

@@ -51,6 +51,7 @@ class LaunchSpec:
     timeout_s: float = 24 * 3600
     ttl_after_finished_s: int = 3600
     shm_size: str = "1Gi"  # data loaders and collective libraries use /dev/shm
+    pod_labels: dict[str, str] = field(default_factory=dict)  # e.g. for cost allocation
 
     def __post_init__(self) -> None:
         check(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,45}[a-z0-9])?", self.name) is not None, "launch.name",
@@ -84,7 +85,7 @@ def job_manifest(spec: LaunchSpec) -> dict[str, Any]:
             "backoffLimit": 0,
             "activeDeadlineSeconds": int(spec.timeout_s),
             "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
-            "template": {"metadata": {"labels": labels}, "spec": _pod_spec(spec)},
+            "template": {"metadata": {"labels": {**spec.pod_labels, **labels}}, "spec": _pod_spec(spec)},
         },
     }
 
