@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import click
 import pytest
@@ -48,9 +49,9 @@ def test_without_a_uri_tracking_is_off():
 
 
 def _stopped_mlflow_uri() -> str:
-    from conftest import free_port
-
-    return f"http://127.0.0.1:{free_port()}"  # nothing listens there: a stopped server
+    with socket.socket() as sock:  # a port nobody listens on: a stopped server
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_stopped_mlflow_buffers_and_reports_instead_of_raising(tmp_path, capsys):
