@@ -31,4 +31,6 @@ echo "==> building $image from $base (git $sha)"
 $engine build -q -f images/cpu/Dockerfile -t "$image" \
   --build-arg BASE_IMAGE="$base" --build-arg GIT_SHA="$sha" \
   -v "$wheels:/wheels:ro" .
+# Superseded builds leave multi-GB dangling images behind; the layer cache stays.
+$engine image prune -f >/dev/null
 echo "==> built $image ($($engine image inspect "$image" --format '{{.Size}}' | numfmt --to=iec))"
