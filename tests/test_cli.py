@@ -23,7 +23,8 @@ def assert_one_clear_error(proc, starts: str) -> None:
     (["storage", "ls", "s3://x", "--storage-retry-seconds", "-1"], "storage.retry_seconds: must be >= 0"),
     (["storage", "ls", "not-a-uri"], "not an s3:// URI"),
     (["nonsense"], "No such command 'nonsense'"),
-    (["train"], "not built yet"),
+    (["train"], "Missing option '--dataset'"),
+    (["train", "--dataset", "s3://mindzoo/datasets/x"], "`mindzoo train` needs the runtime environment"),
     (["datasets", "make-digits", "/tmp/x"], "needs the runtime environment"),
 ])
 def test_bad_input_without_a_stack(stack, args, starts):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mindzoo.kfp_io import ExecutorIO, uri_to_path
+from mindzoo.kfp_io import POINTER_FORMAT, ExecutorIO, follow_pointer, uri_to_path
 
 
 def executor_input(tmp_path):
@@ -51,3 +51,43 @@ def test_outside_kfp_nothing_is_written():
     io = ExecutorIO.parse("")
     io.set_artifact("model", uri="s3://b/m", metadata={"a": 1})
     assert not io.active and io.write() is None
+
+
+def test_a_big_output_is_a_pointer_file_that_consumers_follow(tmp_path):
+    io = ExecutorIO.parse(json.dumps(executor_input(tmp_path)))
+    io.point("model", "s3://mindzoo/runs/r/model", {"model": "googlenet", "format": "mindir"})
+    model = json.loads(io.write().read_text())["artifacts"]["model"]["artifacts"][0]
+    assert model["uri"] == str(tmp_path / "model")  # KFP's own location: what KFP copies stays tiny
+    assert model["metadata"] == {"model": "googlenet", "format": "mindir", "location": "s3://mindzoo/runs/r/model"}
+    assert (tmp_path / "model").stat().st_size < 200
+    assert follow_pointer(str(tmp_path / "model")) == "s3://mindzoo/runs/r/model"
+
+
+def test_follow_pointer_leaves_everything_else_alone(tmp_path):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"\x00\x01 not json")
+    other = tmp_path / "other.json"
+    other.write_text('{"location": "s3://x/y"}')  # JSON, but not a pointer
+    for value in ("s3://mindzoo/datasets/abc", "models:/googlenet/3", str(ckpt), str(other), str(tmp_path), "",
+                  str(tmp_path / "missing")):
+        assert follow_pointer(value) == value
+
+
+def test_a_pointer_downloaded_by_the_kfp_launcher_is_found_from_its_uri(tmp_path, monkeypatch):
+    """On a cluster the component passes the artifact's s3:// URI; the launcher put the file at /s3/<bucket>/..."""
+    import mindzoo.kfp_io as kfp_io
+
+    monkeypatch.setitem(kfp_io._MOUNTS, "s3://", str(tmp_path / "s3") + "/")  # the launcher's /s3/ mount, here
+    pointer = tmp_path / "s3" / "mlpipeline" / "v2" / "dataset"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text(json.dumps({"format": POINTER_FORMAT, "location": "s3://mindzoo/datasets/abc"}))
+    assert follow_pointer("s3://mlpipeline/v2/dataset") == "s3://mindzoo/datasets/abc"
+    assert follow_pointer("s3://mlpipeline/v2/not-downloaded") == "s3://mlpipeline/v2/not-downloaded"
+
+
+def test_relay_points_uris_and_keeps_metadata_only_artifacts(tmp_path):
+    io = ExecutorIO.parse(json.dumps(executor_input(tmp_path)))
+    io.relay({"model": {"uri": "s3://b/run/model", "metadata": {"a": 1}}, "metrics": {"uri": "", "metadata": {"t": 2}}})
+    body = json.loads(io.write().read_text())["artifacts"]
+    assert body["model"]["artifacts"][0]["metadata"]["location"] == "s3://b/run/model"
+    assert body["metrics"]["artifacts"][0]["metadata"] == {"t": 2}

@@ -132,3 +132,213 @@ class PreprocessConfig:
         check(0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]")
         check(self.store_size == 0 or self.store_size >= 32, "store_size", "must be 0 (keep) or >= 32")
         check(1 <= self.store_quality <= 100, "store_quality", "must be in 1..100")
+
+
+_RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _join_overrides(items: tuple[str, ...]) -> tuple[str, ...]:
+    """Undo the comma split of tuple flags: ``schedule.milestones=70,140`` is one override."""
+    joined: list[str] = []
+    for item in items:
+        if "=" in item or not joined:
+            joined.append(item)
+        else:
+            joined[-1] += "," + item
+    return tuple(joined)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Train a registered model with its ModelZoo recipe on a `mindzoo preprocess` output.
+
+    The run writes everything under ``<output>/<run id>``; started again with the same run id it
+    resumes from the last published checkpoint.
+    """
+
+    dataset: str = option(help="Converted dataset: the s3:// prefix `mindzoo preprocess` published (or a local folder)",
+                          artifact=True)
+    model: str = option("", help="Registered model (default: the recipe's model)")
+    recipe: str = option("", help="Recipe name or YAML file (default: the recipe named after the model)")
+    set: tuple[str, ...] = option((), help="Override a recipe key, e.g. --set optim.weight_decay=0 (repeatable)")
+    output: str = option("s3://mindzoo/runs", help="s3:// root; the run writes to <output>/<run id>")
+    run_id: str = option("", help="Run id; run again with the same id to resume (default: a new id)")
+    workers: int = option(1, help="Local data-parallel worker processes (started with one scheduler)")
+    input_size: int = option(0, help="Input side in pixels (0: the recipe's; smaller sizes train faster on CPU)")
+    steps_per_epoch: int = option(0, help="Cap on steps per epoch (0: the whole train split)")
+    checkpoint_every_steps: int = option(0, help="Also checkpoint every N steps (0: only the recipe's epochs)")
+    final_eval: bool = option(True, help="Evaluate on the val split after the last epoch")
+    log_every: int = option(20, help="One progress line every N steps when stderr is not a terminal")
+    device: Literal["cpu", "gpu", "ascend"] = option("cpu", help="Device target (one code path for all three)")
+    engine: Literal["mindspore", "torch"] = option(
+        "mindspore", help="Training engine: mindspore, or torch (cpu/gpu; --workers N runs torchrun, DDP)")
+    mode: Literal["graph", "pynative"] = option("graph", help="MindSpore execution mode (pynative: no compile, slower)")
+    threads: int = option(0, help="CPU kernel threads per process (0: the framework default)")
+    data_workers: int = option(0, help="Input pipeline threads per process (0: CPUs / processes)")
+    cache_dir: str = option("", help="Local dataset cache (default: $MINDZOO_CACHE_DIR or ~/.cache/mindzoo)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.dataset.strip()), "dataset", "must not be empty")
+        check(self.output.startswith("s3://") and len(self.output) > len("s3://"), "output",
+              f"must be an s3:// URI (got {self.output!r})")
+        check(self.engine != "torch" or self.device != "ascend", "device",
+              "the torch engine trains on cpu or gpu; use --engine mindspore on Ascend")
+        check(set(self.run_id) <= _RUN_ID_CHARS and len(self.run_id) <= 100, "run_id",
+              "use at most 100 letters, digits, '.', '_' or '-'")
+        overrides = _join_overrides(self.set)
+        for item in overrides:
+            check("=" in item and bool(item.split("=", 1)[0].strip()), "set", f"expected key=value (got {item!r})")
+        object.__setattr__(self, "set", overrides)
+        check(1 <= self.workers <= 64, "workers", "must be in 1..64")
+        check(self.input_size == 0 or self.input_size >= 8, "input_size", "must be 0 (the recipe's) or >= 8")
+        check(self.steps_per_epoch >= 0, "steps_per_epoch", "must be >= 0")
+        check(self.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0")
+        check(self.log_every >= 1, "log_every", "must be >= 1")
+        check(0 <= self.threads <= 256, "threads", "must be in 0..256")
+        check(0 <= self.data_workers <= 64, "data_workers", "must be in 0..64")
+
+    def overrides(self) -> dict[str, str]:
+        """``--set`` as the ``{dotted key: value}`` that ``load_recipe`` takes."""
+        return {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in self.set)}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Score a checkpoint on a whole split: loss, top-1/top-5, per-class accuracy, confusion matrix."""
+
+    checkpoint: str = option(help="Checkpoint: an s3:// prefix train published (its `model` or a checkpoint), "
+                                  "a local folder, or a .ckpt file", artifact=True)
+    dataset: str = option(help="Converted dataset: the s3:// prefix `mindzoo preprocess` published (or a local folder)",
+                          artifact=True)
+    model: str = option("", help="Registered model (default: the one recorded with the checkpoint)")
+    split: str = option("val", help="Split to score")
+    batch_size: int = option(64, help="Images per forward pass (the last batch is padded; every image counts)")
+    input_size: int = option(0, help="Input side (0: the size the checkpoint was trained at)")
+    min_top1: float = option(0.0, help="Fail unless top-1 accuracy >= this (0..1)")
+    min_top5: float = option(0.0, help="Fail unless top-5 accuracy >= this (0..1)")
+    report_dir: str = option("", help="Also write the report files to this local folder")
+    max_misclassified: int = option(200, help="Misclassified examples listed in the report")
+    device: Literal["cpu", "gpu", "ascend"] = option("cpu", help="Device target (one code path for all three)")
+    mode: Literal["graph", "pynative"] = option("graph", help="MindSpore execution mode (pynative: no compile, slower)")
+    threads: int = option(0, help="CPU kernel threads per process (0: the framework default)")
+    data_workers: int = option(0, help="Input pipeline threads per process (0: CPUs / processes)")
+    cache_dir: str = option("", help="Local dataset cache (default: $MINDZOO_CACHE_DIR or ~/.cache/mindzoo)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.checkpoint.strip()), "checkpoint", "must not be empty")
+        check(bool(self.dataset.strip()), "dataset", "must not be empty")
+        check(bool(self.split.strip()), "split", "must not be empty")
+        check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.input_size == 0 or self.input_size >= 8, "input_size", "must be 0 (the checkpoint's) or >= 8")
+        check(0.0 <= self.min_top1 <= 1.0, "min_top1", "must be in [0, 1]")
+        check(0.0 <= self.min_top5 <= 1.0, "min_top5", "must be in [0, 1]")
+        check(self.max_misclassified >= 0, "max_misclassified", "must be >= 0")
+        check(0 <= self.threads <= 256, "threads", "must be in 0..256")
+        check(0 <= self.data_workers <= 64, "data_workers", "must be in 0..64")
+
+
+EXPORT_FORMATS = ("mindir", "onnx", "air")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Export a checkpoint to MindIR (always), ONNX (where every op exports) and AIR (Ascend only),
+    check the MindIR against the checkpointed network, publish it and register it in MLflow."""
+
+    checkpoint: str = option(help="Checkpoint: an s3:// prefix train published (its `model`), a local folder "
+                                  "holding model.ckpt + model.json, or a .ckpt file (with --model)", artifact=True)
+    model: str = option("", help="Registered model (default: the one recorded with the checkpoint)")
+    num_classes: int = option(0, help="Classes (0: recorded with the checkpoint)")
+    input_size: int = option(0, help="Input side in pixels (0: the checkpoint's, else the data config's)")
+    batch_size: int = option(1, help="Batch dimension of the exported graph (the 310 flow runs batch 1)")
+    formats: tuple[str, ...] = option(("auto",), help="mindir,onnx,air or auto (MindIR, ONNX where possible, "
+                                                      "AIR on Ascend)")
+    name: str = option("", help="File name stem (default: the model name)")
+    output: str = option("", help="s3:// prefix to publish to (default: <run>/export next to the training run)")
+    local_dir: str = option("", help="Also keep the exported files in this local folder")
+    tolerance: float = option(1e-3, help="Parity check: max abs logit difference MindIR vs checkpoint")
+    register: bool = option(True, help="Register a new version in the MLflow Model Registry")
+    registered_model: str = option("", help="Registered model name (default: the recipe's name)")
+    device: Literal["cpu", "gpu", "ascend"] = option("cpu", help="Device target (AIR needs ascend)")
+    cache_dir: str = option("", help="Local work folder (default: $MINDZOO_CACHE_DIR or ~/.cache/mindzoo)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.checkpoint.strip()), "checkpoint", "must not be empty")
+        check(self.num_classes >= 0, "num_classes", "must be >= 0")
+        check(self.input_size == 0 or self.input_size >= 8, "input_size", "must be 0 (the checkpoint's) or >= 8")
+        check(1 <= self.batch_size <= 4096, "batch_size", "must be in 1..4096")
+        formats = tuple(f.strip().lower() for f in self.formats if f.strip()) or ("auto",)
+        for fmt in formats:
+            check(fmt in (*EXPORT_FORMATS, "auto"), "formats", f"unknown format {fmt!r}; use mindir, onnx, air or auto")
+        object.__setattr__(self, "formats", formats)
+        check(not self.output or (self.output.startswith("s3://") and len(self.output) > 5), "output",
+              f"must be an s3:// URI (got {self.output!r})")
+        check(self.tolerance >= 0, "tolerance", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    """Run a MindIR one image at a time (batch 1) over a validation set, as the recipes' Ascend 310 flow does."""
+
+    model: str = option(help="MindIR: a .mindir file, an export folder, the s3:// prefix `mindzoo export` published, "
+                             "or a registered version (models:/<name>/<version>, models:/<name>@<alias>)",
+                        artifact=True)
+    data: str = option(help="Images: a converted dataset (s3:// prefix or folder with dataset.json), a folder of "
+                            "class subfolders, or a flat folder with --label-file", artifact=True)
+    label_file: str = option("", help="Labels of a flat folder: imagenet_label.json {file: index} or "
+                                      "`<stem>:<index>` lines (default: found in the folder)")
+    split: str = option("val", help="Split of a converted dataset (or subfolder of an image tree) to score")
+    data_config: str = option("", help="Data config for preprocessing (default: the one exported with the MindIR)")
+    input_size: int = option(0, help="Crop side (0: the MindIR's input side)")
+    device: Literal["cpu", "ascend310", "ascend310p"] = option(
+        "cpu", help="cpu: MindSpore's MindIR runtime; ascend310/ascend310p: MindSpore Lite's Ascend backend")
+    device_id: int = option(0, help="Ascend device id")
+    output_dir: str = option("infer_result", help="Local folder for acc.log, predictions.csv and latency.json")
+    output: str = option("", help="Also publish the results to this s3:// prefix")
+    warmup: int = option(3, help="Untimed warm-up runs before the timed loop")
+    max_images: int = option(0, help="Score at most this many images (0: all)")
+    max_bad_fraction: float = option(0.0, help="Fail if more than this fraction of images cannot be decoded")
+    cache_dir: str = option("", help="Local dataset cache (default: $MINDZOO_CACHE_DIR or ~/.cache/mindzoo)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.model.strip()), "model", "must not be empty")
+        check(bool(self.data.strip()), "data", "must not be empty")
+        check(self.input_size == 0 or self.input_size >= 8, "input_size", "must be 0 (the MindIR's) or >= 8")
+        check(self.device_id >= 0, "device_id", "must be >= 0")
+        check(bool(self.output_dir.strip()), "output_dir", "must not be empty")
+        check(not self.output or (self.output.startswith("s3://") and len(self.output) > 5), "output",
+              f"must be an s3:// URI (got {self.output!r})")
+        check(self.warmup >= 0, "warmup", "must be >= 0")
+        check(self.max_images >= 0, "max_images", "must be >= 0")
+        check(0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]")
+
+
+_MLFLOW_RUN_ID_CHARS = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class RunsCompareConfig:
+    """Compare MLflow runs of one experiment: differing params, key metrics, the best run, overlaid curves."""
+
+    experiment: str = option(help="Experiment name (mindzoo/<model>/<dataset hash>) or id", metadata={"cli": False})
+    run_ids: tuple[str, ...] = option((), help="Runs to compare (default: the --last N)", metadata={"cli": False})
+    last: int | None = option(None, help="Compare the N most recent runs of --step (default 10; not with RUN_IDs)")
+    step: Literal["train", "evaluate", "export", "infer", "any"] = option(
+        "train", help="Whose runs --last picks (the steps of one pipeline run add their metrics to its train run)")
+    format: Literal["table", "csv", "json", "markdown"] = option("table", help="Output format")
+    plot: str = option("", help="Also overlay the runs' curves in this image file (.png, .svg or .pdf)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.experiment.strip()), "experiment", "must not be empty")
+        check(self.last is None or self.last >= 1, "last", f"must be >= 1 (got {self.last})")
+        check(self.last is None or not self.run_ids, "last", "give --last N or RUN_IDs, not both")
+        for run_id in self.run_ids:
+            check(len(run_id) == 32 and set(run_id) <= _MLFLOW_RUN_ID_CHARS, "run_ids",
+                  f"not an MLflow run id (32 hex digits): {run_id!r}")
+        check(len(set(self.run_ids)) == len(self.run_ids), "run_ids", "a run is listed twice")
+        check(not self.plot or self.plot.lower().endswith((".png", ".svg", ".pdf")), "plot",
+              f"must end in .png, .svg or .pdf (got {self.plot!r})")
+
+    @property
+    def limit(self) -> int:
+        return self.last or 10

@@ -22,9 +22,14 @@ import click
 from mindzoo.errors import ConfigError
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:  # noqa: A002
-    """A dataclass field with help text for the derived CLI flag."""
-    metadata = {"help": help, **kw.pop("metadata", {})}
+def option(default: Any = dataclasses.MISSING, help: str = "", *, artifact: bool = False,  # noqa: A002
+           **kw: Any) -> Any:
+    """A dataclass field with help text for the derived CLI flag.
+
+    ``artifact=True``: the value may also be a KFP input artifact's file, a pointer to the
+    real location (:func:`mindzoo.kfp_io.follow_pointer`); see :func:`follow_artifacts`.
+    """
+    metadata = {"help": help, "artifact": artifact, **kw.pop("metadata", {})}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple or a frozen dataclass for container defaults")
     return dataclasses.field(default=default, metadata=metadata, **kw)
@@ -98,13 +103,14 @@ def click_options(cls: type, *, prefix: str = "", skip: tuple[str, ...] = ()) ->
                 names = [f"{spec.flag}/--no-{spec.flag[2:]}", param]
                 fn = click.option(*names, default=spec.default, show_default=True, help=spec.help)(fn)
                 continue
-            default = None if required else spec.default
+            if required:  # no default at all: click >= 8.2 takes an explicit default=None as a value
+                fn = click.option(spec.flag, param, type=ctype, required=True, help=spec.help, **extra)(fn)
+                continue
+            default = spec.default
             if isinstance(default, tuple):
                 default = ",".join(map(str, default))
-            fn = click.option(
-                spec.flag, param, type=ctype, default=default, required=required,
-                show_default=not required and default not in ("", None), help=spec.help, **extra,
-            )(fn)
+            fn = click.option(spec.flag, param, type=ctype, default=default, show_default=default not in ("", None),
+                              help=spec.help, **extra)(fn)
         return fn
 
     return decorate
@@ -199,6 +205,15 @@ def to_flat_dict(cfg: Any, prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{f.name}"] = value
     return out
+
+
+def follow_artifacts(cfg: Any) -> Any:
+    """``cfg`` with every ``artifact=True`` field that holds a pointer file replaced by the location it names."""
+    from mindzoo.kfp_io import follow_pointer
+
+    changes = {f.name: follow_pointer(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+               if f.metadata.get("artifact") and isinstance(getattr(cfg, f.name), str)}
+    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def check(condition: bool, key: str, problem: str) -> None:

@@ -17,6 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# A step's big outputs (a dataset, checkpoints, an export) live in mindzoo's object store. The KFP
+# artifact that stands for one is a small pointer file naming that location: KFP's launcher copies every
+# input artifact into the task pod, so an artifact whose URI *was* an ImageNet prefix would be copied into
+# every consuming pod (and from a bucket KFP may have no credentials for).
+POINTER_FORMAT = "mindzoo.pointer/1"
+_POINTER_MAX_BYTES = 64 * 1024
+
 # Where KFP's launcher mounts remote artifact URIs inside the container.
 _MOUNTS = {"gs://": "/gcs/", "s3://": "/s3/", "minio://": "/minio/", "oci://": "/oci/"}
 
@@ -26,6 +33,37 @@ def uri_to_path(uri: str) -> str:
         if uri.startswith(scheme):
             return mount + uri[len(scheme):]
     return uri  # kfp.local: URIs are already local paths
+
+
+def follow_pointer(value: str) -> str:
+    """The location a pointer names, else ``value`` unchanged.
+
+    ``value`` is an input artifact's URI (what the components pass): KFP's launcher has downloaded it to
+    its mount path (``s3://b/k`` → ``/s3/b/k``); kfp.local's URIs are local paths already. Anything else —
+    an s3:// prefix given by hand, ``models:/...``, a .ckpt — is not a pointer and comes back as it is.
+    """
+    local = uri_to_path(value) if value else ""
+    if not local or "://" in local:
+        return value
+    path = Path(local).expanduser()
+    try:
+        if not path.is_file() or path.stat().st_size > _POINTER_MAX_BYTES:
+            return value
+        body = json.loads(path.read_text())
+    except (OSError, ValueError):  # not a pointer: a .ckpt, a .mindir, a folder...
+        return value
+    if isinstance(body, dict) and body.get("format") == POINTER_FORMAT and isinstance(body.get("location"), str):
+        return body["location"]
+    return value
+
+
+def _write_json(target: Path, body: dict[str, Any]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(body, fh, indent=1, sort_keys=True)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a consumer running as another user
+    os.replace(tmp, target)
 
 
 @dataclass
@@ -102,6 +140,26 @@ class ExecutorIO:
         artifact.metadata.update(metadata or {})
         self._artifacts[name] = artifact
 
+    def point(self, name: str, location: str, metadata: dict[str, Any] | None = None) -> None:
+        """Output artifact ``name`` stands for ``location`` (e.g. a published s3:// prefix): its file becomes a
+        pointer to it and its metadata gets ``location``. Without a KFP-allocated artifact (a shell run or a
+        hand-made executor input) the artifact's URI is the location itself."""
+        meta = {**(metadata or {}), "location": location}
+        artifact = self.output_artifact(name)
+        if artifact is None or not artifact.uri:
+            self.set_artifact(name, uri=location, metadata=meta)
+            return
+        _write_json(Path(artifact.path), {"format": POINTER_FORMAT, "location": location, "metadata": metadata or {}})
+        self.set_artifact(name, metadata=meta)
+
+    def relay(self, artifacts: dict[str, dict[str, Any]]) -> None:
+        """Output artifacts another process decided (``{name: {"uri", "metadata"}}``, e.g. rank 0's result)."""
+        for name, artifact in artifacts.items():
+            if artifact.get("uri"):
+                self.point(name, artifact["uri"], artifact.get("metadata"))
+            else:
+                self.set_artifact(name, metadata=artifact.get("metadata"))
+
     def set_parameter(self, name: str, value: Any) -> None:
         self._parameters[name] = value
 
@@ -115,9 +173,5 @@ class ExecutorIO:
         if self._parameters:
             body["parameterValues"] = self._parameters
         target = Path(self.outputs["outputFile"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".executor_output.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(body, fh)
-        os.replace(tmp, target)
+        _write_json(target, body)
         return target

@@ -1,5 +1,9 @@
 """Experiment tracking: a small Tracker protocol, an MLflow implementation and a null one.
 
+Names (experiments, params, metrics, tags) follow :mod:`mindzoo.runs.layout`. Given a
+pipeline run id, a run is opened as the child of that pipeline run's parent run, which
+the first step to ask creates (:func:`pipeline_parent`).
+
 Tracking must never take a step down with it. :class:`MlflowTracker` turns the
 first failure into one warning, buffers every later call, and retries the
 buffer when the step finishes; what still cannot be delivered is reported
@@ -17,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mindzoo.runs.layout import KIND_PIPELINE, Tag, parent_run_name
+
 MAX_PARAM_LEN = 6000  # MLflow rejects longer parameter values
+PARENT_SETTLE_S = 2.0  # how long a step that created a pipeline's parent waits for rival candidates to show
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,8 @@ class MlflowTracker:
     """One MLflow run; calls are buffered while the server is unreachable."""
 
     def __init__(self, uri: str, experiment: str, run_name: str, tags: Mapping[str, Any] | None = None,
-                 parent_run_id: str | None = None, spill_path: Path | None = None) -> None:
+                 parent_run_id: str | None = None, spill_path: Path | None = None,
+                 pipeline_run_id: str | None = None) -> None:
         # Fail over to our buffer quickly instead of MLflow's multi-minute default retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -73,12 +81,11 @@ class MlflowTracker:
         self.client = MlflowClient(tracking_uri=uri)
         self.spill_path = spill_path
         self.run_id: str | None = None
+        self.parent_run_id = parent_run_id
+        self.pipeline_run_id = pipeline_run_id  # the parent is then found or created at start
         self._pending: list[tuple[Any, ...]] = []
         self._error: str | None = None
-        tags = {k: str(v) for k, v in (tags or {}).items()}
-        if parent_run_id:
-            tags["mlflow.parentRunId"] = parent_run_id
-        self._tags = tags
+        self._tags = {k: str(v) for k, v in (tags or {}).items()}
         self._submit(("start",))
 
     # -- the Tracker protocol -------------------------------------------------
@@ -142,9 +149,7 @@ class MlflowTracker:
 
         kind = op[0]
         if kind == "start":
-            exp = self.client.get_experiment_by_name(self.experiment)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
-            self.run_id = self.client.create_run(exp_id, run_name=self.run_name, tags=self._tags).info.run_id
+            self._start()
         elif kind == "params":
             items = [Param(k, v) for k, v in op[1].items()]
             for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
@@ -157,6 +162,18 @@ class MlflowTracker:
             self.client.log_artifact(self.run_id, op[1], op[2])
         elif kind == "end":
             self.client.set_terminated(self.run_id, op[1])
+            if self.pipeline_run_id and self.parent_run_id:  # the parent shows its latest step's outcome
+                self.client.set_terminated(self.parent_run_id, op[1])
+
+    def _start(self) -> None:
+        exp_id = _experiment_id(self.client, self.experiment)
+        tags = dict(self._tags)
+        if self.pipeline_run_id and not self.parent_run_id:
+            parent_tags = {k: v for k, v in tags.items() if k in (Tag.GIT_SHA, Tag.IMAGE)}
+            self.parent_run_id = pipeline_parent(self.client, exp_id, self.pipeline_run_id, parent_tags)
+        if self.parent_run_id:
+            tags[Tag.PARENT] = self.parent_run_id
+        self.run_id = self.client.create_run(exp_id, run_name=self.run_name, tags=tags).info.run_id
 
     def _spill(self) -> Path | None:
         if self.spill_path is None:
@@ -168,14 +185,59 @@ class MlflowTracker:
         return self.spill_path
 
 
+def _experiment_id(client: Any, name: str) -> str:
+    """The experiment's id, creating it if needed (steps running side by side may race to create it)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def pipeline_parent(client: Any, experiment_id: str, pipeline_run_id: str, tags: Mapping[str, str]) -> str:
+    """The parent run of ``pipeline_run_id`` in this experiment, created by the first step that asks.
+
+    Steps of one pipeline run can ask at the same moment (evaluate and export run in parallel):
+    each that finds none creates a candidate. A search right after one's own create may miss a
+    rival's create still in flight, so a creator waits ``PARENT_SETTLE_S`` before it looks again;
+    all then see the same candidates, keep the same one (oldest, then lowest id) and the others
+    delete their own, so the pipeline run keeps one parent.
+    """
+    found = _parents(client, experiment_id, pipeline_run_id)
+    if found:
+        parent = found[0].info.run_id
+        client.update_run(parent, status="RUNNING")
+        return parent
+    all_tags = {**tags, Tag.PIPELINE_RUN_ID: pipeline_run_id, Tag.KIND: KIND_PIPELINE}
+    mine = client.create_run(experiment_id, run_name=parent_run_name(pipeline_run_id), tags=all_tags).info.run_id
+    time.sleep(PARENT_SETTLE_S)
+    winner = _parents(client, experiment_id, pipeline_run_id)[0].info.run_id
+    if winner != mine:
+        client.delete_run(mine)
+    return winner
+
+
+def _parents(client: Any, experiment_id: str, pipeline_run_id: str) -> list[Any]:
+    query = f"tags.`{Tag.KIND}` = '{KIND_PIPELINE}' and tags.`{Tag.PIPELINE_RUN_ID}` = '{pipeline_run_id}'"
+    runs = client.search_runs([experiment_id], query, max_results=100)
+    return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+
+
 def _short(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0][:160] if text else ''}"
 
 
 def create_tracker(uri: str | None, experiment: str, run_name: str, tags: Mapping[str, Any] | None = None,
-                   parent_run_id: str | None = None, spill_path: Path | None = None) -> Tracker:
+                   parent_run_id: str | None = None, spill_path: Path | None = None,
+                   pipeline_run_id: str | None = None) -> Tracker:
     """An MLflow tracker when a URI is known, else the null tracker."""
     if not uri:
         return NullTracker()
-    return MlflowTracker(uri, experiment, run_name, tags, parent_run_id, spill_path)
+    return MlflowTracker(uri, experiment, run_name, tags, parent_run_id, spill_path, pipeline_run_id)

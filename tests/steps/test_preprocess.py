@@ -110,9 +110,9 @@ def _assert_tracked(stack, content_hash):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(stack.mlflow_uri)
-    experiment = client.get_experiment_by_name("mindzoo-datasets")
+    experiment = client.get_experiment_by_name("mindzoo/datasets")
     runs = client.search_runs([experiment.experiment_id], f"tags.content_hash = '{content_hash}'")
-    assert runs and runs[0].data.metrics["train_images"] == 1438
+    assert runs and runs[0].data.metrics["data/train_images"] == 1438
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "report")} >= {"report/report.md"}
 
 
@@ -220,7 +220,9 @@ def test_executor_output_names_the_published_prefix(stack, bucket, raw, tmp_path
         body = json.loads((out / "executor_output.json").read_text())
         prefix, manifest = published(bucket)
         dataset = body["artifacts"]["dataset"]["artifacts"][0]
-        assert dataset["uri"] == str(prefix)
+        # The artifact stays KFP's (its file a small pointer), so KFP never copies the shards into a pod.
+        assert dataset["uri"] == str(out / "dataset") and dataset["metadata"]["location"] == str(prefix)
+        assert json.loads((out / "dataset").read_text())["location"] == str(prefix)
         meta = dataset["metadata"]
         assert meta["train_images"] == 1438 and meta["val_images"] == 359 and meta["num_classes"] == 10
         assert meta["content_hash"] == manifest.meta["content_hash"] and str(prefix).endswith(meta["content_hash"][:16])

@@ -19,8 +19,11 @@ from typing import Any
 import click
 
 from mindzoo.config import StorageConfig, TrackingConfig
-from mindzoo.configkit import build, click_options
+from mindzoo.configkit import build, click_options, follow_artifacts
+from mindzoo.errors import ConfigError
 from mindzoo.kfp_io import ExecutorIO
+from mindzoo.runs.layout import ENV_PIPELINE_RUN_ID, KIND_STEP, NESTED_STEPS, Tag, pipeline_tags
+from mindzoo.steps import STEPS
 from mindzoo.tracking import NullTracker, Tracker, create_tracker
 
 
@@ -48,23 +51,46 @@ class StepContext:
     def start_tracking(self, experiment: str, run_name: str, params: Mapping[str, Any] | None = None,
                        tags: Mapping[str, Any] | None = None) -> Tracker:
         """Open the step's MLflow run (no-op without a tracking server)."""
-        from mindzoo.endpoints import resolve_tracking_uri
-
-        uri = resolve_tracking_uri(self.tracking_cfg)
-        all_tags = {"mindzoo.step": self.step, **_pipeline_tags(), **(tags or {})}
-        self.tracker = create_tracker(uri, self.tracking_cfg.experiment or experiment, run_name, all_tags)
+        target = self.tracking_target(experiment, tags)
+        self.tracker = create_tracker(target.uri, target.experiment, run_name, target.tags,
+                                      pipeline_run_id=target.pipeline_run_id)
         if params:
             self.tracker.log_params(params)
         return self.tracker
+
+    def tracking_target(self, experiment: str, tags: Mapping[str, Any] | None = None) -> TrackingTarget:
+        """Where this step's run goes, per :mod:`mindzoo.runs.layout` (also used by train's async tracker)."""
+        from mindzoo.endpoints import resolve_tracking_uri
+
+        all_tags = {Tag.STEP: self.step, Tag.KIND: KIND_STEP, **_pipeline_tags(), **(tags or {})}
+        nest = all_tags.get(Tag.PIPELINE_RUN_ID) if self.step in NESTED_STEPS else None
+        return TrackingTarget(resolve_tracking_uri(self.tracking_cfg), self.tracking_cfg.experiment or experiment,
+                              all_tags, nest)
 
     def say(self, line: str) -> None:
         click.echo(f"[{self.step}] {line}", err=True)
 
 
+@dataclass(frozen=True)
+class TrackingTarget:
+    uri: str | None  # None: tracking off
+    experiment: str
+    tags: dict[str, str]
+    pipeline_run_id: str | None  # nest the run under this pipeline run's parent run
+
+
+_PIPELINE_RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+
+
 def _pipeline_tags() -> dict[str, str]:
     """Tags that link a step's run to its pipeline run and image, when known."""
-    env = {"pipeline_run_id": "MINDZOO_PIPELINE_RUN_ID", "git_sha": "MINDZOO_GIT_SHA", "image": "MINDZOO_IMAGE"}
-    return {tag: os.environ[var] for tag, var in env.items() if os.environ.get(var)}
+    tags = pipeline_tags(os.environ)
+    run_id = tags.get(Tag.PIPELINE_RUN_ID, "")
+    # The id goes into MLflow search filters: refuse quotes and the like instead of escaping them.
+    if not set(run_id) <= _PIPELINE_RUN_ID_CHARS or len(run_id) > 200:
+        raise ConfigError(f"${ENV_PIPELINE_RUN_ID}", f"use at most 200 letters, digits, '.', '_', ':' or '-' "
+                                                     f"(got {run_id[:40]!r})")
+    return tags
 
 
 def step_command(name: str, config_cls: type, run: Callable[[Any, StepContext], Any],
@@ -77,15 +103,28 @@ def step_command(name: str, config_cls: type, run: Callable[[Any, StepContext], 
     @click_options(TrackingConfig, prefix="tracking")
     @click.option("--executor-input", default="", help="KFP executor input JSON ({{$}}); set by the pipeline")
     def command(executor_input: str, **flags: Any) -> None:
+        if name in STEPS:  # (the tests build demo steps from the same machinery)
+            _require_runtime(name)
         storage = {k.removeprefix("storage__"): v for k, v in flags.items() if k.startswith("storage__")}
         tracking = {k.removeprefix("tracking__"): v for k, v in flags.items() if k.startswith("tracking__")}
         own = {k: v for k, v in flags.items() if not k.startswith(("storage__", "tracking__"))}
-        cfg = build(config_cls, own, name)
+        cfg = follow_artifacts(build(config_cls, own, name))
         ctx = StepContext(name, build(StorageConfig, storage, "storage"), build(TrackingConfig, tracking, "tracking"),
                           ExecutorIO.parse(executor_input))
         _execute(run, cfg, ctx)
 
     return command
+
+
+def _require_runtime(step: str) -> None:
+    """Every step runs on the runtime environment (the one in the images): say so from the other one."""
+    import importlib.util
+
+    from mindzoo.errors import NotInEnvironment
+
+    if importlib.util.find_spec("mindspore") is None:
+        raise NotInEnvironment(f"`mindzoo {step}` needs the runtime environment (mindspore is not installed here): "
+                               f"run .venv/bin/mindzoo {step}")
 
 
 def _execute(run: Callable[[Any, StepContext], Any], cfg: Any, ctx: StepContext) -> None:

@@ -18,9 +18,8 @@ from typing import Any
 from mindzoo.config import PreprocessConfig
 from mindzoo.configkit import to_flat_dict
 from mindzoo.errors import DataError
+from mindzoo.runs.layout import DATASETS_EXPERIMENT, data_metrics, step_params
 from mindzoo.steps.context import StepContext, step_command
-
-EXPERIMENT = "mindzoo-datasets"
 
 
 def run(cfg: PreprocessConfig, ctx: StepContext) -> None:
@@ -30,7 +29,8 @@ def run(cfg: PreprocessConfig, ctx: StepContext) -> None:
     key = hashing.content_hash(source.listing, prepare.settings_of(cfg, source))
     prefix = prepare.output_prefix(cfg, key)
     ctx.say(f"{source.uri} ({source.format}), content hash {key[:hashing.HASH_CHARS]} -> {prefix}")
-    ctx.start_tracking(EXPERIMENT, f"preprocess-{source.name}", params=to_flat_dict(cfg),
+    ctx.start_tracking(DATASETS_EXPERIMENT, f"preprocess-{source.name}",
+                       params={**step_params("preprocess", to_flat_dict(cfg)), "dataset_hash": key},
                        tags={"content_hash": key, "dataset_uri": str(prefix)})
     published = None if cfg.force else ctx.storage.read_manifest(prefix)
     reused = published is not None
@@ -38,7 +38,7 @@ def run(cfg: PreprocessConfig, ctx: StepContext) -> None:
         ctx.say(f"reusing {prefix}: already converted (version {published.version} of {published.created}); "
                 "pass --force to convert again")
         ctx.tracker.set_tags({"reused": "true"})
-        ctx.tracker.log_metrics({k: v for k, v in _summary(published.meta).items() if isinstance(v, (int, float))})
+        ctx.tracker.log_metrics(data_metrics(_summary(published.meta)))
         report_md = _published_text(ctx, prefix, published, "report.md")
     else:
         published, report_md = _convert_and_publish(cfg, ctx, source, key, prefix)
@@ -94,7 +94,7 @@ def _track(ctx: StepContext, data_report: dict[str, Any], paths: dict[str, Path]
         metrics[f"{split}_images"] = body["images"]
         if body["imbalance"].get("max_over_min"):
             metrics[f"{split}_imbalance"] = body["imbalance"]["max_over_min"]
-    ctx.tracker.log_metrics(metrics)
+    ctx.tracker.log_metrics(data_metrics(metrics))
     for path in paths.values():
         ctx.tracker.log_artifact(path, "report")
 
@@ -115,7 +115,7 @@ def _published_text(ctx: StepContext, prefix: Any, published: Any, name: str) ->
 def _outputs(ctx: StepContext, prefix: Any, published: Any, report_md: str, reused: bool) -> None:
     """KFP: the Dataset artifact is the published prefix; the report goes to the Markdown artifact's file."""
     meta = {**_summary(published.meta), "version": published.version, "reused": reused}
-    ctx.kfp.set_artifact("dataset", uri=str(prefix), metadata=meta)
+    ctx.kfp.point("dataset", str(prefix), meta)
     artifact = ctx.kfp.output_artifact("report")
     if artifact is not None:
         path = Path(artifact.path)

@@ -1,0 +1,225 @@
+"""Data-parallel launch without a rank table: MindSpore's dynamic cluster.
+
+A cluster is one scheduler (``MS_ROLE=MS_SCHED``) plus N workers
+(``MS_ROLE=MS_WORKER``, ``MS_NODE_ID=0..N-1``) that share ``MS_SCHED_HOST``,
+``MS_SCHED_PORT`` and ``MS_WORKER_NUM``. The same entry point runs
+
+(a) alone (no ``MS_ROLE``): one process, world size 1;
+(b) as ``--workers N``: :func:`launch_local` starts the scheduler and N workers
+    as local processes of the same command, with these variables set, each
+    worker pinned to its own share of the CPUs;
+(c) one process per pod on Kubernetes, where the launcher sets the variables
+    (or under ``msrun``, which sets them too).
+
+Each worker writes a small JSON result (``$MINDZOO_RESULT_FILE``): the weight
+digest, and on rank 0 the step's outputs, which the launching process turns
+into its own KFP outputs. A worker's failure stops the others; the launcher
+reports the failing rank's own ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mindzoo.errors import MindzooError
+
+ENV_RESULT = "MINDZOO_RESULT_FILE"
+ENV_LOCAL_RANK = "MINDZOO_LOCAL_RANK"
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ClusterEnv:
+    role: str | None  # None (single process), "MS_SCHED" or "MS_WORKER"
+    node_id: int
+    worker_num: int
+
+    @classmethod
+    def from_env(cls) -> ClusterEnv:
+        role = os.environ.get("MS_ROLE") or None
+        return cls(role, int(os.environ.get("MS_NODE_ID", "0") or 0), int(os.environ.get("MS_WORKER_NUM", "1") or 1))
+
+
+def in_cluster(engine: str = "mindspore") -> bool:
+    """Whether a launcher started this process as one member of a job (MindSpore: ``MS_ROLE``; torch: torchrun's
+    or the Kubernetes launcher's rank variables, see :mod:`mindzoo.engine.torch.cluster`)."""
+    if engine == "torch":
+        from mindzoo.engine.torch.cluster import TorchClusterEnv
+
+        return TorchClusterEnv.from_env().launched
+    return ClusterEnv.from_env().role is not None
+
+
+def is_scheduler() -> bool:
+    return ClusterEnv.from_env().role == "MS_SCHED"
+
+
+def write_result(payload: dict[str, Any]) -> None:
+    """Hand this worker's result to the launching process (no-op when not launched by it)."""
+    target = os.environ.get(ENV_RESULT)
+    if target:
+        tmp = f"{target}.tmp"
+        Path(tmp).write_text(json.dumps(payload, sort_keys=True))
+        os.replace(tmp, target)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Children get SIGKILL when the launcher dies, so a killed launcher leaves no orphans (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def core_sets(workers: int) -> list[set[int] | None]:
+    """This machine's CPUs split into one contiguous share per worker (None: too few CPUs to split).
+
+    Like the recipes' ``taskset`` launch scripts: workers that share cores slow each other down far more
+    than the gradient all-reduce costs."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < workers:
+        return [None] * workers
+    share = len(cpus) // workers
+    return [set(cpus[i * share:(i + 1) * share]) for i in range(workers)]
+
+
+def _child_setup(cores: set[int] | None) -> Callable[[], None]:
+    def setup() -> None:
+        _die_with_parent()
+        if cores:
+            os.sched_setaffinity(0, cores)
+
+    return setup
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    result: Path | None
+
+
+def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None],
+                 env: dict[str, str] | None = None, timeout: float | None = None) -> list[dict[str, Any]]:
+    """Run ``python -m mindzoo.cli ARGV`` as 1 scheduler + ``workers`` workers on this machine.
+
+    Returns every worker's result (rank order). Rank 0's output is echoed with a ``[rank0]`` prefix;
+    all logs stay in a temporary folder named in the progress line.
+    """
+    work = Path(tempfile.mkdtemp(prefix="mindzoo-workers-"))
+    port = free_port()
+    base = {**os.environ, **(env or {}), "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": str(port),
+            "MS_WORKER_NUM": str(workers), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "mindzoo.cli", *argv]
+    say(f"starting 1 scheduler + {workers} workers on 127.0.0.1:{port} (logs in {work})")
+    procs = [_spawn("scheduler", command, {**base, "MS_ROLE": "MS_SCHED"}, work / "scheduler.log", None)]
+    cores = core_sets(workers)
+    for rank in range(workers):
+        result = work / f"rank{rank}.json"
+        rank_env = {**base, "MS_ROLE": "MS_WORKER", "MS_NODE_ID": str(rank), ENV_LOCAL_RANK: str(rank),
+                    ENV_RESULT: str(result)}
+        procs.append(_spawn(f"rank{rank}", command, rank_env, work / f"rank{rank}.log", result, echo=rank == 0,
+                            cores=cores[rank]))
+    try:
+        _wait(procs, timeout)
+    finally:
+        _stop(procs)
+    return [json.loads(p.result.read_text()) if p.result and p.result.is_file() else {} for p in procs[1:]]
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str], log: Path, result: Path | None,
+           echo: bool = False, cores: set[int] | None = None) -> _Proc:
+    setup = _child_setup(cores)
+    if not echo:
+        with open(log, "wb") as fh:
+            popen = subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=setup)
+        return _Proc(name, popen, log, result)
+    popen = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=setup)
+    threading.Thread(target=_tee, args=(popen, log, name), daemon=True).start()
+    return _Proc(name, popen, log, result)
+
+
+def _tee(popen: subprocess.Popen, log: Path, name: str) -> None:
+    """Copy a worker's output to its log and (except its error line, which the launcher reports) to stderr."""
+    with open(log, "wb") as fh:
+        for line in iter(popen.stdout.readline, b""):
+            fh.write(line)
+            fh.flush()
+            text = line.decode(errors="replace")
+            if not text.startswith(("error:", "[INFO]", "[WARNING]")):  # framework chatter stays in the log
+                sys.stderr.write(f"[{name}] {text}")
+                sys.stderr.flush()
+
+
+def _wait(procs: list[_Proc], timeout: float | None) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    workers = procs[1:]
+    while any(p.popen.poll() is None for p in workers):
+        failed = [p for p in workers if p.popen.returncode not in (None, 0)]
+        if failed:
+            raise _failure(failed, workers)
+        if deadline is not None and time.monotonic() > deadline:
+            raise MindzooError(f"workers did not finish within {timeout:.0f}s (logs in {procs[0].log.parent})")
+        time.sleep(0.2)
+    failed = [p for p in workers if p.popen.returncode != 0]
+    if failed:
+        raise _failure(failed, workers)
+
+
+def _failure(failed: list[_Proc], workers: list[_Proc]) -> MindzooError:
+    time.sleep(1.0)  # let rank 0 finish writing its own error line if it is failing too
+    ranked = sorted(failed + [p for p in workers if p.popen.poll() not in (None, 0) and p not in failed],
+                    key=lambda p: p.name)
+    first = ranked[0]
+    message = _error_line(first.log) or f"exited with code {first.popen.returncode}"
+    return MindzooError(f"{first.name}: {message} (logs in {first.log.parent})")
+
+
+def _error_line(log: Path) -> str | None:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line[len("error:"):].strip() for line in lines if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    tail = [line for line in lines if line.strip()]
+    return f"crashed: {tail[-1][:300]}" if tail else None
+
+
+def _stop(procs: list[_Proc], grace: float = 3.0) -> None:
+    """After the workers are done, give the scheduler ``grace`` seconds to end by itself; then (or at once,
+    when a worker is still running after a failure) terminate whatever is left."""
+    deadline = time.monotonic() + grace
+    while (procs[0].popen.poll() is None and time.monotonic() < deadline
+           and all(p.popen.poll() is not None for p in procs[1:])):
+        time.sleep(0.2)
+    for p in procs:
+        if p.popen.poll() is None:
+            p.popen.terminate()
+    for p in procs:
+        try:
+            p.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.popen.kill()
+            p.popen.wait()

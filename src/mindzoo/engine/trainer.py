@@ -1,0 +1,288 @@
+"""The training loop (framework-neutral): epochs, eval cadence, best rule, checkpoints, NaN stop, logging.
+
+The backend (``engine/<framework>/backend.py``) trains one batch, predicts,
+saves and loads; this module decides *when*. Every rank runs the same loop on
+its shard of the data; rank 0 alone writes checkpoints and tracking. Evaluation
+is sharded too (each rank scores a disjoint part of the split and the counts
+are summed), so all ranks reach the same best/NaN decisions and stay in step.
+
+Resume: the newest published checkpoint restores weights, optimizer state (the
+LR position is the optimizer's step counter), loss-scale and RNG state, best
+metrics and history; the loop continues at the saved (epoch, step in epoch),
+rebuilding that epoch's pipeline with the same seed and skipping the batches
+already trained — so a run killed mid-epoch loses at most one checkpoint interval.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mindzoo.engine import checkpoint as ckpt
+from mindzoo.engine.evaluate import Evaluator
+from mindzoo.engine.loss import loss_scale_plan
+from mindzoo.engine.plan import TrainPlan
+from mindzoo.engine.schedules import lr_array
+from mindzoo.errors import ConfigError, MindzooError
+
+__all__ = ["LoopState", "Trainer", "TrainingDiverged", "improves"]
+
+
+class TrainingDiverged(MindzooError):
+    """The loss became NaN or infinite."""
+
+
+def improves(metrics: dict[str, float], best: dict[str, float] | None, rule: str) -> bool:
+    """The recipe's best rule: ``top1`` (top-1 >= best) or ``top1_and_top5`` (both >=, SPPNet §1.3)."""
+    if best is None:
+        return True
+    if rule == "top1_and_top5":
+        return metrics["top1"] >= best["top1"] and metrics["top5"] >= best["top5"]
+    return metrics["top1"] >= best["top1"]
+
+
+@dataclass
+class LoopState:
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0
+    step: int = 0  # batches trained over the whole run
+    best: dict[str, float] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    last_checkpoint: str = ""
+    epoch_loss: tuple[float, int] = (0.0, 0)  # (sum, count) of the current epoch's losses, for a resume
+
+
+class Trainer:
+    def __init__(self, backend: Any, plan: TrainPlan, cfg: Any, *, rank: int, world_size: int,
+                 store: ckpt.CheckpointStore | None, tracker: Any, say: Callable[[str], None]) -> None:
+        self.backend, self.plan, self.cfg, self.recipe = backend, plan, cfg, plan.recipe
+        self.rank, self.world = rank, world_size
+        self.store = store if rank == 0 else None
+        self.reader = store  # every rank reads the resume checkpoint
+        self.tracker, self.say = tracker, say
+        self.state = LoopState()
+        self.work = Path(tempfile.mkdtemp(prefix="mindzoo-train-"))
+        self.eval_batch = self.recipe.eval.batch_size or self.recipe.batch_size
+        self.compiled = False
+
+    # -- set-up ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        spe = self.backend.steps_per_epoch(self.plan.local_data, self.plan.data_cfg, self.recipe.batch_size,
+                                           self.rank)
+        if spe == 0:
+            raise MindzooError(f"the train split has fewer than {self.recipe.batch_size * self.world} images: "
+                               "lower --set batch_size")
+        self.spe = min(spe, self.cfg.steps_per_epoch) if self.cfg.steps_per_epoch else spe
+        self.total = self.spe * self.recipe.epochs
+        self.lr = lr_array(self.recipe.schedule, epochs=self.recipe.epochs, steps_per_epoch=self.spe)
+        self.backend.seed(self.recipe.seed)  # the same on every rank: initial weights are not broadcast
+        try:
+            self.backend.build_model(self.plan.model, num_classes=self.recipe.num_classes,
+                                     input_size=self.plan.input_size, **self.plan.model_kwargs)
+        except ConfigError as err:  # the builder names its own keys (model.input_size): ours are train.*
+            raise ConfigError(f"train.{err.key.removeprefix('model.')}", err.problem) from None
+        self.backend.setup_training(self.recipe, self.lr, loss_scale_plan(self.recipe.loss_scale))
+
+    def resume(self) -> bool:
+        """Load the newest published checkpoint, if any; True when resumed."""
+        latest = self.reader.latest() if self.reader is not None else None
+        if latest is None:
+            return False
+        name, meta = latest
+        ckpt.check_identity(meta.get("identity", {}), model=self.plan.model, num_classes=self.recipe.num_classes,
+                            where=str(self.reader.uri(name)))
+        folder = self.reader.fetch(name, self.work / f"resume-{self.rank}")
+        self.backend.load(folder, optimizer=True, where=str(self.reader.uri(name)))
+        saved = ckpt.read_json(folder / ckpt.STATE)
+        self.state = LoopState(**{k: saved[k] for k in asdict(LoopState()) if k in saved})
+        self.state.epoch_loss = tuple(self.state.epoch_loss)
+        self.state.last_checkpoint = str(self.reader.uri(name))
+        if saved.get("loss_scale") and self.backend.scaler is not None:
+            self.backend.scaler.load_state_dict(saved["loss_scale"])
+        if saved.get("rng"):
+            self.backend.set_rng_state(saved["rng"])
+        if self.state.step_in_epoch >= self.spe:
+            self.state.epoch, self.state.step_in_epoch = self.state.epoch + 1, 0
+        self.say(f"resumed from {self.state.last_checkpoint}: epoch {self.state.epoch + 1}, "
+                 f"step {self.state.step_in_epoch}/{self.spe} of it ({self.state.step}/{self.total} in all)")
+        return True
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self) -> LoopState:
+        epochs = self.recipe.epochs
+        while self.state.epoch < epochs:
+            epoch = self.state.epoch
+            size = self.plan.train_sizes[epoch % len(self.plan.train_sizes)]
+            record = self._train_epoch(epoch, size)
+            self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
+            last = epoch + 1 == epochs
+            if self._eval_due(epoch, size) or (last and self.cfg.final_eval):
+                record.update(self._evaluate_and_keep_best(epoch))
+            self.state.history.append(record)
+            self._log_epoch(record)
+            every = self.recipe.checkpoint.every_epochs
+            if every and (epoch + 1) % every == 0 and not last:
+                self._checkpoint()
+        return self.state
+
+    def _eval_due(self, epoch: int, size: int) -> bool:
+        every = self.recipe.eval.every_epochs
+        # Multi-size (SPPNet): only epochs trained at the first size are evaluated (§1.3).
+        return bool(every) and (epoch + 1) % every == 0 and size == self.plan.train_sizes[0]
+
+    def _train_epoch(self, epoch: int, size: int) -> dict[str, float]:
+        skip = self.state.step_in_epoch
+        batches, _ = self.backend.epoch(self.plan.local_data, self.plan.data_cfg, self.recipe.batch_size,
+                                            size=size, rank=self.rank, seed=self.recipe.seed, epoch=epoch,
+                                            skip=skip, limit=self.spe)
+        progress = _Progress(self, epoch, skip)
+        started, step_times = time.monotonic(), []
+        loss_sum, loss_count = self.state.epoch_loss if skip else (0.0, 0)
+        tick = time.monotonic()
+        for batch in batches:
+            position = self.backend.global_step()
+            loss = self.backend.train_step(batch)
+            self.state.step += 1
+            self.state.step_in_epoch += 1
+            now = time.monotonic()
+            if self.compiled:  # the first step compiles the graph; it is not a step time
+                step_times.append(now - tick)
+            self.compiled = True
+            if not math.isfinite(loss):
+                self._diverged(loss, epoch)
+            loss_sum, loss_count = loss_sum + loss, loss_count + 1
+            self.state.epoch_loss = (loss_sum, loss_count)
+            lr = float(self.lr[min(position, len(self.lr) - 1)])
+            if self.rank == 0:
+                self.tracker.log_metrics({"train/loss": loss, "train/lr": lr}, step=self.state.step)
+            progress.update(loss, lr)
+            if self.cfg.checkpoint_every_steps and self.state.step % self.cfg.checkpoint_every_steps == 0 \
+                    and self.state.step_in_epoch < self.spe:
+                self._checkpoint()
+            tick = time.monotonic()
+        progress.close()
+        self.state.epoch_loss = (0.0, 0)
+        mean = loss_sum / loss_count if loss_count else float("nan")
+        return self._epoch_record(epoch, size, time.monotonic() - started, step_times, mean)
+
+    def _epoch_record(self, epoch: int, size: int, seconds: float, step_times: list[float],
+                      mean_loss: float) -> dict[str, float]:
+        record = {"epoch": epoch + 1, "train/input_size": size, "perf/epoch_s": seconds, "train/epoch_loss": mean_loss}
+        if step_times:
+            step_s = float(np.mean(step_times))
+            record.update({"perf/step_ms": step_s * 1000,
+                           "perf/img_per_s": self.recipe.batch_size * self.world / step_s})
+        return record
+
+    def _diverged(self, loss: float, epoch: int) -> None:
+        kept = (f"the last good checkpoint is {self.state.last_checkpoint}" if self.state.last_checkpoint
+                else "no checkpoint was published yet")
+        raise TrainingDiverged(f"loss is {loss} at step {self.state.step} (epoch {epoch + 1}); training stopped, "
+                               f"{kept}")
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        evaluator = Evaluator(self.recipe.num_classes, max_misclassified=0)
+        for logits, labels in self.backend.predict(self.plan.local_data, self.plan.data_cfg, "val", self.eval_batch,
+                                                   rank=self.rank, world_size=self.world):
+            evaluator.update(logits, labels)
+        counts = np.array([evaluator.loss_sum, evaluator.top1, evaluator.top5, evaluator.seen], np.float64)
+        loss_sum, top1, top5, seen = self.backend.sum_over_ranks(counts)
+        seen = max(seen, 1.0)
+        return {"eval/top1": top1 / seen, "eval/top5": top5 / seen, "eval/loss": loss_sum / seen,
+                "eval/images": seen}
+
+    def _evaluate_and_keep_best(self, epoch: int) -> dict[str, float]:
+        started = time.monotonic()
+        metrics = self.evaluate()
+        metrics["perf/eval_s"] = time.monotonic() - started
+        plain = {"top1": metrics["eval/top1"], "top5": metrics["eval/top5"]}
+        if improves(plain, self.state.best, self.recipe.eval.best):
+            self.state.best = {**plain, "epoch": epoch + 1}
+            self._publish("best", optimizer=False)
+        return metrics
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _state_json(self) -> dict[str, Any]:
+        state = asdict(self.state)
+        state.update(lr_position=self.backend.global_step(), world_size=self.world, spe=self.spe,
+                     rng=self.backend.rng_state(),
+                     loss_scale=self.backend.scaler.state_dict() if self.backend.scaler is not None else None)
+        return state
+
+    def _publish(self, name: str, *, optimizer: bool, keep: int | None = None) -> str:
+        if self.store is None:
+            return ""
+        folder = self.work / f"save-{name}"
+        shutil.rmtree(folder, ignore_errors=True)
+        self.backend.save(folder, optimizer=optimizer)
+        state = self._state_json()
+        ckpt.write_folder(folder, self.plan.identity(), state)
+        small = {k: state[k] for k in ("epoch", "step", "step_in_epoch", "best", "lr_position")}
+        last = self.state.history[-1] if self.state.history else {}
+        meta = {"state": small, "identity": self.plan.identity(), "final": last}
+        uri = self.store.publish(folder, name, meta, keep=keep)
+        shutil.rmtree(folder, ignore_errors=True)
+        return str(uri)
+
+    def _checkpoint(self) -> None:
+        prefix = self.recipe.checkpoint.prefix.replace("{rank}", str(self.rank))
+        name = f"{prefix}-{self.state.epoch + (1 if self.state.step_in_epoch else 0)}_{self.state.step}"
+        uri = self._publish(name, optimizer=True, keep=self.recipe.checkpoint.keep)
+        if uri:
+            self.state.last_checkpoint = uri
+            self.say(f"checkpoint {uri} (step {self.state.step})")
+
+    def publish_final(self) -> str:
+        return self._publish("model", optimizer=False)
+
+    # -- logging ---------------------------------------------------------------------------------
+    def _log_epoch(self, record: dict[str, float]) -> None:
+        epoch = int(record["epoch"])
+        if self.rank == 0:
+            self.tracker.log_metrics({k: v for k, v in record.items() if "/" in k and math.isfinite(v)}, step=epoch)
+        parts = [f"epoch {epoch}/{self.recipe.epochs}", f"loss {record['train/epoch_loss']:.4f}"]
+        if "eval/top1" in record:
+            parts.append(f"top-1 {record['eval/top1']:.4f} top-5 {record['eval/top5']:.4f} "
+                         f"eval loss {record['eval/loss']:.4f}")
+        if "perf/img_per_s" in record:
+            parts.append(f"{record['perf/img_per_s']:.1f} img/s")
+        parts.append(f"{record['perf/epoch_s']:.1f}s")
+        self.say(", ".join(parts))
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise one line every ``log_every`` steps."""
+
+    def __init__(self, trainer: Trainer, epoch: int, done: int) -> None:
+        self.t, self.epoch, self.done = trainer, epoch, done
+        self.bar = None
+        if sys.stderr.isatty() and trainer.rank == 0:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=trainer.spe, initial=done, desc=f"epoch {epoch + 1}/{trainer.recipe.epochs}",
+                            leave=False, unit="step")
+
+    def update(self, loss: float, lr: float) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
+        elif self.done % self.t.cfg.log_every == 0 or self.done == self.t.spe:
+            self.t.say(f"epoch {self.epoch + 1}/{self.t.recipe.epochs} step {self.done}/{self.t.spe} "
+                       f"(step {self.t.state.step}/{self.t.total}) loss {loss:.4f} lr {lr:.4g}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

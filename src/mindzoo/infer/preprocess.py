@@ -1,0 +1,56 @@
+"""One image's eval preprocessing, with the same MindSpore ops (and order) as the eval pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mindzoo.archs import DataConfig
+
+
+class BadImage(Exception):
+    """The image cannot be decoded; the message is the reason."""
+
+
+class Preprocessor:
+    """bytes → float32 [1, 3, crop, crop]: Decode → Resize → CenterCrop → normalise → HWC2CHW."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        from mindzoo.data.transforms import eval_ops
+
+        self.cfg = cfg
+        decode, *self.ops = eval_ops(cfg)
+        self.decode = decode
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (1, 3, self.cfg.eval.crop_size, self.cfg.eval.crop_size)
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        from mindzoo.data import images
+
+        if not data:
+            raise BadImage("empty or unreadable file")
+        try:  # checked first: MindSpore's decoder can fail on the *next* image after a broken one
+            images.inspect(data, "header")
+        except images.BadImage as err:
+            raise BadImage(str(err)) from None
+        try:
+            image: Any = self.decode(np.frombuffer(data, np.uint8))
+        except (RuntimeError, ValueError) as err:
+            from mindzoo.data.transforms import eval_ops
+
+            self.decode = eval_ops(self.cfg)[0]  # a fresh decoder for the next image
+            raise BadImage(_first_line(err)) from None
+        for op in self.ops:
+            image = op(image)
+        return np.ascontiguousarray(image, dtype=np.float32)[None]
+
+
+def _first_line(err: Exception) -> str:
+    for line in str(err).splitlines():
+        line = line.strip()
+        if line and not line.startswith("-") and "Dataset Pipeline Error" not in line and "Exception thrown" not in line:
+            return line[:200]
+    return type(err).__name__

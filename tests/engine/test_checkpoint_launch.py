@@ -1,0 +1,110 @@
+"""Checkpoint store in the real MinIO, identity checks, run planning and the dynamic-cluster launcher's plumbing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.runtime, pytest.mark.stack]
+
+from mindzoo.engine import checkpoint as ckpt  # noqa: E402
+from mindzoo.engine import distributed  # noqa: E402
+from mindzoo.engine.plan import apply_data_overrides, resolve_recipe, scaled_sizes  # noqa: E402
+from mindzoo.errors import ConfigError, MindzooError  # noqa: E402
+from mindzoo.storage import S3Uri, Storage  # noqa: E402
+
+
+def _folder(tmp_path, name, step):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / ckpt.WEIGHTS).write_bytes(os.urandom(64))
+    ckpt.write_folder(folder, {"model": "googlenet", "num_classes": 10}, {"step": step})
+    return folder
+
+
+def test_publish_latest_prune_and_fetch(stack, bucket, tmp_path):
+    store = ckpt.CheckpointStore(Storage.connect(), S3Uri(bucket, "runs/r1"))
+    assert store.latest() is None
+    for step in (3, 6, 9, 12):
+        meta = {"state": {"step": step}, "identity": {"model": "googlenet", "num_classes": 10}}
+        store.publish(_folder(tmp_path, f"src{step}", step), f"p-1_{step}", meta, keep=2)
+    assert [s for s, _, _ in store.published()] == [9, 12]  # the 2 newest are kept
+    name, meta = store.latest()
+    assert (name, meta["state"]["step"]) == ("p-1_12", 12)
+    local = store.fetch(name, tmp_path / "back")
+    assert ckpt.read_json(local / ckpt.STATE) == {"step": 12}
+    assert ckpt.read_json(local / ckpt.IDENTITY)["format"] == ckpt.CHECKPOINT_FORMAT
+    assert str(store.uri("best")) == f"s3://{bucket}/runs/r1/best"
+    assert ckpt.local_checkpoint(str(store.uri(name)), Storage.connect(), tmp_path).joinpath(ckpt.WEIGHTS).is_file()
+
+
+def test_identity_refuses_another_model(tmp_path):
+    identity = {"model": "googlenet", "num_classes": 10}
+    ckpt.check_identity(identity, model="googlenet", num_classes=10, where="x")
+    with pytest.raises(ckpt.CheckpointMismatch, match="model 'googlenet', not 'resnet50'"):
+        ckpt.check_identity(identity, model="resnet50", num_classes=10, where="x")
+    with pytest.raises(ckpt.CheckpointMismatch, match="10 classes, not 1000"):
+        ckpt.check_identity(identity, model=None, num_classes=1000, where="x")
+    bare = tmp_path / "w.ckpt"
+    bare.write_bytes(b"weights")
+    local = ckpt.local_checkpoint(str(bare), None, tmp_path)
+    assert (local / ckpt.WEIGHTS).read_bytes() == b"weights"
+    with pytest.raises(MindzooError, match="no such checkpoint"):
+        ckpt.local_checkpoint(str(tmp_path / "missing"), None, tmp_path)
+
+
+def test_recipe_resolution_and_sizes():
+    model, recipe, source = resolve_recipe("googlenet", "", {})
+    assert (model, source, recipe.num_classes) == ("googlenet", "googlenet_cifar10", 10)
+    assert resolve_recipe("", "googlenet_imagenet", {})[0] == "googlenet"
+    with pytest.raises(ConfigError, match=r"^train\.model: unknown model 'nope'"):
+        resolve_recipe("nope", "", {})
+    with pytest.raises(ConfigError, match=r"^train\.recipe\.optim\.momentum: must be in \[0, 1\)"):
+        resolve_recipe("zfnet", "", {"optim.momentum": "1.5"})
+    mult = resolve_recipe("", "sppnet_mult", {})[1]
+    from mindzoo.archs import get_data_config
+
+    small = get_data_config("sppnet").at_size(128)
+    assert scaled_sizes(mult, small, 128) == (128, 103) and small.extra_train_sizes == (103,)
+    assert apply_data_overrides(small, {"train.hflip": "0"}).train.hflip == 0.0
+    with pytest.raises(ConfigError, match=r"^train\.data\.train\.nope: unknown key"):
+        apply_data_overrides(small, {"train.nope": "1"})
+
+
+def test_flags_round_trip_through_the_cli():
+    """The launcher re-creates the step's flags for its workers; they must rebuild the same config."""
+    from mindzoo.config import TrainConfig
+    from mindzoo.configkit import build
+    from mindzoo.engine.training import to_argv
+    from mindzoo.steps.train import command
+
+    cfg = TrainConfig(dataset="s3://b/d", model="googlenet", set=("epochs=2", "schedule.fractions=0.5,0.7"),
+                      workers=2, final_eval=False, input_size=16, threads=1)
+    ctx = command.make_context("train", to_argv(TrainConfig, cfg))
+    own = {k: v for k, v in ctx.params.items() if not k.startswith(("storage__", "tracking__", "executor"))}
+    assert build(TrainConfig, own, "train") == cfg
+
+
+def test_cluster_env_and_result_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("MS_ROLE", raising=False)
+    assert not distributed.in_cluster()
+    monkeypatch.setenv("MS_ROLE", "MS_WORKER")
+    monkeypatch.setenv("MS_NODE_ID", "1")
+    monkeypatch.setenv("MS_WORKER_NUM", "4")
+    assert distributed.ClusterEnv.from_env() == distributed.ClusterEnv("MS_WORKER", 1, 4)
+    assert distributed.in_cluster() and not distributed.is_scheduler()
+    monkeypatch.setenv(distributed.ENV_RESULT, str(tmp_path / "r.json"))
+    distributed.write_result({"rank": 1})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"rank": 1}
+
+
+def test_launcher_reports_the_failing_ranks_error_line(stack):
+    with pytest.raises(MindzooError) as err:
+        distributed.launch_local(["train", "--dataset", "/nonexistent/dataset", "--model", "googlenet"], 2,
+                                 say=lambda line: None, timeout=120)
+    message = str(err.value)
+    assert message.startswith("rank") and "not a converted dataset" in message and "\n" not in message
+    assert sys.executable  # workers ran with this interpreter
