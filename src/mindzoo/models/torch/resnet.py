@@ -91,7 +91,7 @@ class ResNet(nn.Module):
         if arch.fc_init == "normal":
             nn.init.normal_(self.fc.weight, std=0.01)
         else:
-            nn.init.trunc_normal_(self.fc.weight, std=0.01, a=-0.02, b=0.02)  # MindSpore TruncatedNormal: ±2σ
+            nn.init.trunc_normal_(self.fc.weight, std=0.01, a=-2.0, b=2.0)  # MindSpore TruncatedNormal: cut at ±2
         nn.init.zeros_(self.fc.bias)
 
     @staticmethod

@@ -1,0 +1,38 @@
+"""Input pipelines of the torch engine: the MindSpore ones, numpy out.
+
+The same MindRecord reader (``MindDataset``), transforms, per-(seed, epoch)
+shuffling, rank sharding and resume skipping as the MindSpore engine
+(:mod:`mindzoo.engine.mindspore.data`, :func:`mindzoo.data.pipeline.create_dataset`),
+so both engines train on identical preprocessing; only the final hand-over
+differs (numpy arrays, turned into torch tensors by the backend).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mindzoo.archs import DataConfig
+from mindzoo.engine.mindspore.data import epoch_seed, eval_batches, file_ids, steps_per_epoch
+
+__all__ = ["epoch_seed", "eval_batches", "file_ids", "steps_per_epoch", "train_batches"]
+
+
+def train_batches(local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, world_size: int,
+                  seed: int, workers: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
+    """(iterator of (images float32 NCHW, labels int32) numpy batches, number of batches) for one epoch of one rank."""
+    from mindzoo.data.pipeline import create_dataset
+
+    data = create_dataset(local, "train", data_cfg, batch_size, train=True, rank=rank, world_size=world_size,
+                          seed=seed, input_size=size, num_parallel_workers=workers)
+    total = data.get_dataset_size()
+    if limit:
+        total = min(total, limit)
+        data = data.take(total)
+    if skip:
+        data = data.skip(skip)
+    batches = data.create_tuple_iterator(num_epochs=1, output_numpy=True)
+    return ((np.asarray(images), np.asarray(labels)) for images, labels in batches), max(0, total - skip)
