@@ -6,7 +6,8 @@
 set -euo pipefail
 
 packages=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static debootstrap python3-venv make
-          etcd-server)  # etcd: the cluster test harness's API server store (tests/cluster)
+          etcd-server   # etcd: the cluster test harness's API server store (tests/cluster)
+          chromium chromium-driver)  # headless browser + WebDriver: the MLflow UI test (tests/browser)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
