@@ -35,7 +35,7 @@ images: setup  ## build the CPU runtime image with the local container engine
 test: setup images  ## install what tests need and run them all (both environments, real servers)
 	scripts/test.sh
 
-demo: setup  ## install everything and run the main job on the bundled digits data
+demo: images  ## install everything, build the CPU image and run the whole pipeline locally on the bundled digits
 	scripts/demo.sh
 
 stack-up: setup  ## start the local stack (MinIO, MLflow, container engine)

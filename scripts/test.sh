@@ -9,7 +9,7 @@ status=0
 for env in runtime control; do
   venv=.venv; [ "$env" = control ] && venv=.venv-control
   echo "==> tests in the $env environment ($venv)"
-  "$venv/bin/python" -m pytest -p no:cacheprovider --junitxml="$reports/$env.xml" "$@" tests || status=1
+  "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 --junitxml="$reports/$env.xml" "$@" tests || status=1
 done
 python3 - "$reports" <<'PY'
 import sys, xml.etree.ElementTree as ET, pathlib

@@ -3,8 +3,9 @@
 Every optional input is passed only when set (``IfPresentPlaceholder``), so the
 defaults stay where they are defined: ``mindzoo.config.PreprocessConfig``.
 The step writes the executor output itself (``{{$}}``): the ``dataset``
-artifact's URI becomes the published s3:// prefix, with counts and the content
-hash as metadata, and the data report goes to the ``report`` artifact's file.
+artifact is a small pointer to the published s3:// prefix (KFP copies input
+artifacts into every consuming pod: an ImageNet prefix must not be one), with the
+location, counts and content hash as metadata; the data report goes to ``report``.
 Endpoints and credentials come from the environment (a Kubernetes Secret).
 """
 
@@ -13,10 +14,7 @@ from typing import Optional
 from kfp import dsl
 
 from components import images
-
-
-def _flag(name: str, value: object) -> dsl.IfPresentPlaceholder:
-    return dsl.IfPresentPlaceholder(input_name=name, then=[f"--{name.replace('_', '-')}", value])
+from components.common import command, connection_flags, executor_input, flag
 
 
 @dsl.container_component
@@ -36,12 +34,15 @@ def preprocess(
     store_size: Optional[int] = None,
     store_quality: Optional[int] = None,
     seed: Optional[int] = None,
+    s3_endpoint: Optional[str] = None,
+    mlflow_uri: Optional[str] = None,
+    cache_dir: Optional[str] = None,
 ):
     """Convert a raw dataset to MindRecord shards in MinIO (content-addressed, reused when unchanged).
 
     Args:
         source: Raw dataset: an s3:// prefix (or a path inside the container).
-        dataset: The published dataset; URI = its s3:// prefix, metadata = counts and content hash.
+        dataset: A pointer to the published dataset's s3:// prefix; metadata = location, counts, content hash.
         report: The data report (class counts, imbalance, quarantined images, image sizes).
         format: auto | cifar10 | imagefolder | flat.
         label_file: Label file of a flat val folder (`<stem>:<label>` lines or imagenet_label.json).
@@ -55,24 +56,28 @@ def preprocess(
         store_size: Re-encode images to this short side (0 keeps the original bytes).
         store_quality: JPEG quality for store_size.
         seed: Seed of the train shard order.
+        s3_endpoint: Object store host:port (default: $MINDZOO_S3_ENDPOINT from the pipeline-defaults ConfigMap).
+        mlflow_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI).
+        cache_dir: Local work folder (a workspace or PVC path for ImageNet-sized data).
     """
     return dsl.ContainerSpec(
         image=images.CPU,
-        command=["mindzoo", "preprocess"],
+        command=command("preprocess"),
         args=[
             "--source", source,
-            _flag("format", format),
-            _flag("label_file", label_file),
-            _flag("output", output),
-            _flag("name", name),
-            _flag("workers", workers),
-            _flag("shard_size", shard_size),
-            _flag("num_shards", num_shards),
-            _flag("verify", verify),
-            _flag("max_bad_fraction", max_bad_fraction),
-            _flag("store_size", store_size),
-            _flag("store_quality", store_quality),
-            _flag("seed", seed),
-            "--executor-input", dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER,
+            flag("format", format),
+            flag("label_file", label_file),
+            flag("output", output),
+            flag("name", name),
+            flag("workers", workers),
+            flag("shard_size", shard_size),
+            flag("num_shards", num_shards),
+            flag("verify", verify),
+            flag("max_bad_fraction", max_bad_fraction),
+            flag("store_size", store_size),
+            flag("store_quality", store_quality),
+            flag("seed", seed),
+            *connection_flags(s3_endpoint, mlflow_uri, cache_dir),
+            *executor_input(),
         ],
     )

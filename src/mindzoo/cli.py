@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from mindzoo import __version__
-from mindzoo.config import DigitsConfig, StackConfig, StorageConfig
+from mindzoo.config import DigitsConfig, RunsCompareConfig, StackConfig, StorageConfig, TrackingConfig
 from mindzoo.configkit import build, click_options
 from mindzoo.errors import MindzooError, NotInEnvironment
 from mindzoo.steps import STEPS
@@ -58,26 +58,26 @@ def cli() -> None:
     """MindSpore ModelZoo image-classification recipes as a Kubeflow pipeline."""
 
 
-def _not_built(step: str) -> click.Command:
-    def command() -> None:
-        raise MindzooError(f"`mindzoo {step}` is not built yet in this version")
-
-    return click.command(name=step, help=f"Pipeline step `{step}` (not built yet).")(command)
-
-
 def _step_command(step: str) -> click.Command:
     """``mindzoo.steps.<step>.command``; step modules import their heavy libraries lazily."""
-    try:
-        module = importlib.import_module(f"mindzoo.steps.{step}")
-    except ModuleNotFoundError as err:
-        if err.name != f"mindzoo.steps.{step}":
-            raise
-        return _not_built(step)
-    return module.command
+    return importlib.import_module(f"mindzoo.steps.{step}").command
 
 
 for _step in STEPS:
     cli.add_command(_step_command(_step), _step)
+
+
+def _pipeline_group() -> click.Group:
+    """`mindzoo pipeline ...`: compiling and running pipelines needs kfp (the control environment)."""
+    from mindzoo.pipeline.cli import pipeline
+
+    for command in pipeline.commands.values():
+        command.callback = requires("control")(command.callback)
+    return pipeline
+
+
+cli.add_command(_pipeline_group())
+cli.add_command(importlib.import_module("mindzoo.launcher.cli").launch)  # needs only `kubernetes` (both envs)
 
 
 # -- the local stack ---------------------------------------------------------------
@@ -181,6 +181,31 @@ def storage_cp(src: str, dst: str, **flags: Any) -> None:
             click.echo(f"uploaded {src} to {dst}")
     else:
         raise MindzooError("exactly one of SRC and DST must be an s3:// URI")
+
+
+# -- comparing runs -------------------------------------------------------------------
+@cli.group()
+def runs() -> None:
+    """Compare runs tracked in MLflow (layout: docs/mlflow.md)."""
+
+
+@runs.command("compare")
+@click.argument("experiment")
+@click.argument("run_ids", nargs=-1)
+@click_options(RunsCompareConfig)
+@click_options(TrackingConfig, prefix="tracking", skip=("tracking.experiment", "tracking.enabled"))
+@requires("control", "matplotlib")
+def runs_compare(experiment: str, run_ids: tuple[str, ...], **flags: Any) -> None:
+    """Compare runs of EXPERIMENT (name or id): the params that differ, key metrics, the best run by eval/top1.
+
+    Without RUN_IDs: the --last N runs of --step (newest first)."""
+    from mindzoo.runs.compare import compare, tracking_uri
+
+    tracking = build(TrackingConfig, {k.removeprefix("tracking__"): v for k, v in flags.items()
+                                      if k.startswith("tracking__")}, "tracking")
+    own = {k: v for k, v in flags.items() if not k.startswith("tracking__")}
+    cfg = build(RunsCompareConfig, {**own, "experiment": experiment, "run_ids": run_ids}, "runs.compare")
+    click.echo(compare(cfg, tracking_uri(tracking), say=lambda line: click.echo(line, err=True)), nl=False)
 
 
 # -- bundled data ---------------------------------------------------------------------

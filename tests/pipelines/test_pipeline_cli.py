@@ -1,0 +1,83 @@
+"""`mindzoo pipeline compile | submit | run-local` as users run them: files written, and every user
+error one `error:` line with a non-zero exit and nothing half-written."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.control
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTROL = ROOT / ".venv-control" / "bin" / "mindzoo"
+RUNTIME = ROOT / ".venv" / "bin" / "mindzoo"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from specs import GOLDEN, normalise  # noqa: E402 - the golden copies and their normalisation
+
+
+def mindzoo(*args, binary=CONTROL, env=None):
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def error_line(proc):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_compile_writes_one_yaml_per_pipeline_equal_to_the_goldens(tmp_path):
+    proc = mindzoo("pipeline", "compile", "--output", str(tmp_path / "dist"))
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(p.name for p in (tmp_path / "dist").iterdir())
+    assert written == ["infer_pipeline.yaml", "train_pipeline.yaml"]
+    for name in written:
+        assert normalise((tmp_path / "dist" / name).read_text()) == (GOLDEN / name).read_text()
+    assert proc.stdout.splitlines() == [f"compiled {tmp_path / 'dist' / n}" for n in ("train_pipeline.yaml",
+                                                                                     "infer_pipeline.yaml")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpu-selector", "no-equals-sign"], "error: pipeline.gpu_selector: expected label-key=value or '' "
+                                           "(got 'no-equals-sign')"),
+    (["--pipelines", "train,deploy"], "error: pipeline.pipelines: unknown pipeline 'deploy'; use train or infer"),
+    (["--workspace-size", "lots"], "error: pipeline.workspace_size: expected a Kubernetes quantity such as 500Gi "
+                                   "(got 'lots')"),
+])
+def test_bad_compile_settings_are_one_line_naming_the_key_and_write_nothing(tmp_path, args, message):
+    proc = mindzoo("pipeline", "compile", "--output", str(tmp_path / "dist"), *args)
+    assert error_line(proc) == message
+    assert not (tmp_path / "dist").exists()
+
+
+def test_submit_to_an_unreachable_server_is_one_error_line():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    line = error_line(mindzoo("pipeline", "submit", "--host", f"http://127.0.0.1:{port}", "--param", "source=s3://a/b"))
+    assert line.startswith(f"error: could not submit to Kubeflow Pipelines at http://127.0.0.1:{port}: ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--package", "/nowhere/pipeline.yaml"], "error: no such pipeline package: /nowhere/pipeline.yaml "
+                                              "(give a compiled YAML, or train / infer)"),
+    (["--param", "nodes"], "error: pipeline.param: expected key=value (got 'nodes')"),
+    (["--host", "localhost:8080"], "error: pipeline.host: give a URL such as http://localhost:8080 "
+                                   "(got 'localhost:8080')"),
+])
+def test_bad_submit_arguments(args, message):
+    assert error_line(mindzoo("pipeline", "submit", *args)) == message
+
+
+def test_run_local_without_the_stack_says_how_to_start_it(tmp_path):
+    proc = mindzoo("pipeline", "run-local", env={"MINDZOO_STATE_DIR": str(tmp_path / "state")})
+    assert error_line(proc) == "error: the local stack is not up: run `mindzoo stack up` first"
+
+
+def test_pipeline_commands_belong_to_the_control_environment():
+    proc = mindzoo("pipeline", "compile", binary=RUNTIME)
+    assert error_line(proc) == ("error: `mindzoo pipeline compile` needs the control environment (kfp is not "
+                                "installed here): run .venv-control/bin/mindzoo pipeline compile")
