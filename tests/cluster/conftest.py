@@ -13,6 +13,8 @@
   Pod Security Standard; ``cluster.wait_for(what, check)`` - poll with diagnostics;
 * ``kubeharness.NODES`` - the fake nodes (Ascend 910/310, GPU, CPU) kwok runs, and
   ``kubeharness.FAIL_LABEL`` - label a pod ``"true"`` and kwok fails it.
+* ``with cluster.pod_logs(namespace, lines):`` - kwok serves ``lines`` as the log of
+  that namespace's pods, through the API server's ``pods/log`` (tail, follow, ...).
 
 ``namespace`` gives each test a fresh restricted namespace. Tests of the cluster go
 in this folder (``pytestmark = [pytest.mark.control, pytest.mark.cluster]``); if the

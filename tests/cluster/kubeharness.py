@@ -14,6 +14,11 @@
 * **kwok**, which plays the kubelet of fake nodes: pods scheduled onto them
   become Running/Ready, pods that are not ``restartPolicy: Always`` then
   Succeed, and pods labelled :data:`FAIL_LABEL` fail (``kwok-stages.yaml``).
+  It also serves the kubelet API (HTTPS, a certificate from the harness CA) on
+  127.0.0.1, the fake nodes' InternalIP and ``daemonEndpoints`` port: the API
+  server verifies it and proxies ``pods/log`` to it, and kwok answers with the
+  log file a ``ClusterLogs`` object (kwok's CRD, installed here) names for the
+  pod; :meth:`Cluster.pod_logs` sets one up for a test.
 
 The fake nodes (:data:`NODES`) look like a cluster with the real device plugins:
 Ascend 910 and 310 nodes advertise ``huawei.com/Ascend910``/``huawei.com/Ascend310``
@@ -37,6 +42,8 @@ log, so tests fail loudly instead of skipping.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import datetime as dt
 import os
 import shutil
 import signal
@@ -47,13 +54,14 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from fakenodes import NODES, FakeNode
 from kubepki import SERVICE_CIDR, write_kubeconfig, write_pki
 
 HERE = Path(__file__).resolve().parent
 STAGES = HERE / "kwok-stages.yaml"
+CLUSTER_LOGS_CRD = HERE / "kwok-clusterlogs-crd.yaml"
 
 #: Pods with this label are failed by kwok (exit code 1) instead of completing.
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
@@ -180,6 +188,8 @@ class Cluster:
     tools: Tools
     processes: list[_Process] = field(default_factory=list)
     pki: Path = field(init=False)
+    #: Port of kwok's kubelet server on 127.0.0.1 (every fake node's kubelet endpoint).
+    kubelet_port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
         self.pki = self.workdir / "pki"
@@ -200,6 +210,7 @@ class Cluster:
         try:
             cluster._start_etcd(timeout)
             cluster._start_apiserver(port, timeout)
+            cluster._install_kwok_crds(timeout)
             cluster._start_controllers(timeout)
             cluster._add_nodes(nodes, timeout)
             cluster._add_volumes(volumes)
@@ -265,6 +276,10 @@ class Cluster:
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+            # Pod logs: the API server reaches a node's kubelet (kwok) at its InternalIP (127.0.0.1;
+            # its Hostname address, the default first choice, resolves nowhere) and the node's
+            # daemonEndpoints port, and verifies kwok's serving certificate against the harness CA.
+            "--kubelet-preferred-address-types=InternalIP", f"--kubelet-certificate-authority={pki / 'ca.crt'}",
             # Streaming lists need the RequestWatchProgress storage feature, which etcd 3.4.23
             # (Debian) lacks (3.4.31+): the watch cache would answer every such request with an
             # error event and kwok's informers would miss pods. Off, clients get a clean refusal
@@ -299,6 +314,11 @@ class Cluster:
         kwok = self._spawn("kwok", [
             str(self.tools.kwok), f"--kubeconfig={self.workdir / 'kwok.kubeconfig'}", f"--config={STAGES}",
             "--manage-all-nodes=false", "--manage-nodes-with-label-selector=type=kwok",
+            # The kubelet API of every fake node: node-initialize writes --node-ip into the nodes'
+            # InternalIP address and --node-port into status.daemonEndpoints.kubeletEndpoint.Port.
+            f"--server-address=127.0.0.1:{self.kubelet_port}", "--node-ip=127.0.0.1",
+            f"--node-port={self.kubelet_port}", f"--tls-cert-file={pki / 'kwok-serving.crt'}",
+            f"--tls-private-key-file={pki / 'kwok-serving.key'}", "--enable-crds=ClusterLogs",
         ], env={"HOME": str(kwok_home)})
         # The ServiceAccount controller creating `default` in kube-system proves the controller manager works.
         core = self.core()
@@ -307,6 +327,34 @@ class Cluster:
         for process in (scheduler, kwok):
             if not process.alive():
                 raise HarnessError(f"{process.name} exited with {process.proc.returncode}:\n{process.tail()}")
+        _wait("kwok's kubelet server", lambda: self._kubelet_get("/healthz")[0] == 200, timeout, kwok)
+
+    def _install_kwok_crds(self, timeout: float) -> None:
+        """kwok's ClusterLogs CRD: kwok (--enable-crds=ClusterLogs) watches these objects for pod logs."""
+        import yaml
+        from kubernetes import client
+
+        crd = yaml.safe_load(CLUSTER_LOGS_CRD.read_text())
+        extensions = client.ApiextensionsV1Api(self.api_client())
+        extensions.create_custom_resource_definition(crd)
+
+        def established() -> bool:
+            status = extensions.read_custom_resource_definition(crd["metadata"]["name"]).status
+            return any(c.type == "Established" and c.status == "True" for c in status.conditions or [])
+
+        _wait("kwok's ClusterLogs CRD established", established, timeout, self._process("kube-apiserver"))
+
+    def _kubelet_get(self, path: str) -> tuple[int, str]:
+        """GET ``path`` from kwok's kubelet server directly (HTTPS, verified): (status, body)."""
+        import urllib.error
+
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{self.kubelet_port}{path}", context=context,
+                                        timeout=5) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode(errors="replace")
 
     def _add_nodes(self, nodes: tuple[FakeNode, ...], timeout: float) -> None:
         core = self.core()
@@ -386,6 +434,11 @@ class Cluster:
 
         return client.BatchV1Api(api or self.api_client())
 
+    def custom(self, api=None):
+        from kubernetes import client
+
+        return client.CustomObjectsApi(api or self.api_client())
+
     # ---- helpers
 
     def create_namespace(self, name: str, *, restricted: bool = True) -> str:
@@ -408,6 +461,48 @@ class Cluster:
             raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}\n"
                                  f"{self.diagnostics()}")
         return proc
+
+    @contextlib.contextmanager
+    def pod_logs(self, namespace: str, lines: Sequence[str], *, pods: Sequence[str] = (),
+                 container: str | None = None, timeout: float = 30) -> Iterator[Path]:
+        """While the block runs, kwok serves ``lines`` as the log of the pods of ``namespace``
+        (only those named in ``pods`` when given; only ``container`` when given), through the API
+        server's ``pods/log`` like a kubelet: ``tailLines``, ``follow`` and the rest apply.
+
+        A ClusterLogs object points kwok at a log file in the CRI format the kubelet reads; it is
+        ready when kwok serves the file, and gone (kwok no longer serves it) when the block ends.
+        Rules of several ClusterLogs matching one pod are tried in no fixed order: keep one per
+        namespace at a time. Yields the log file.
+        """
+        name = f"logs-{namespace}-{time.monotonic_ns() % 10**9}"[:63]
+        folder = self.workdir / "pod-logs" / name  # a folder per file: kwok's follow watches the folder
+        folder.mkdir(parents=True)
+        log_file = folder / "0.log"
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        log_file.write_text("".join(  # <RFC3339Nano time> <stream> <F(ull)|P(artial)> <text>
+            f"{(start + dt.timedelta(milliseconds=i)).strftime('%Y-%m-%dT%H:%M:%S.%f')}000Z stdout F {line}\n"
+            for i, line in enumerate(lines)))
+        selector: dict[str, Any] = {"matchNamespaces": [namespace]}
+        if pods:
+            selector["matchNames"] = list(pods)
+        entry: dict[str, Any] = {"logsFile": str(log_file)}
+        if container:
+            entry["containers"] = [container]
+        custom = self.custom()
+        custom.create_cluster_custom_object("kwok.x-k8s.io", "v1alpha1", "clusterlogs", {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs", "metadata": {"name": name},
+            "spec": {"selector": selector, "logs": [entry]}})
+        probe = f"/containerLogs/{namespace}/{(pods or ['any-pod'])[0]}/{container or 'any-container'}"
+        kwok = self._process("kwok")
+        try:
+            _wait(f"kwok serving the logs of {name}",
+                  lambda: self._kubelet_get(probe)[0] == 200, timeout, kwok, 0.2)
+            yield log_file
+        finally:
+            custom.delete_cluster_custom_object("kwok.x-k8s.io", "v1alpha1", "clusterlogs", name)
+            if kwok.alive():
+                _wait(f"kwok dropping the logs of {name}", lambda: self._kubelet_get(probe)[0] != 200,
+                      timeout, kwok, 0.2)
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.5) -> Any:
         """Poll ``check`` until it returns something truthy; fail with ``what`` and the cluster's state."""

@@ -1,6 +1,7 @@
 """Keys and certificates of the cluster test harness, generated per run (python
-``cryptography``): a CA, the API server's serving certificate, one client
-certificate per component, the service-account signing key, and kubeconfigs."""
+``cryptography``): a CA, the serving certificates of the API server and of kwok's
+kubelet server (logs), one client certificate per component, the service-account
+signing key, and kubeconfigs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 
 
 def write_pki(pki: Path) -> None:
-    """CA, API server serving cert, client certs per component, SA signing key."""
+    """CA, API server and kwok (kubelet) serving certs, client certs per component, SA signing key."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,6 +59,10 @@ def write_pki(pki: Path) -> None:
         x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
         x509.DNSName("kubernetes.default.svc"), x509.DNSName("kubernetes.default.svc.cluster.local"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(service_ip)])
+    # kwok plays the kubelet of every fake node at 127.0.0.1 (their InternalIP): the API server
+    # verifies this certificate (--kubelet-certificate-authority) when it proxies pod logs.
+    issue("kwok-serving", name("kwok-kubelet"), ExtendedKeyUsageOID.SERVER_AUTH, [
+        x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     clients = {"admin": ("mindzoo-admin", "system:masters"),
                "controller-manager": ("system:kube-controller-manager", None),
                "scheduler": ("system:kube-scheduler", None),

@@ -2,11 +2,23 @@
 headless Service for worker 0's DNS name), built from the chart's node-pool
 defaults. A stand-in until the real launcher (pipeline issue) exists; its shape
 follows facts §4.2: ``completionMode: Indexed``, ``subdomain`` = the Service.
+
+Also the logs the launcher tests have kwok serve for the workers (``Cluster.pod_logs``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+#: What the workers of a launch print (kwok serves it as every worker's log).
+PROGRESS_LOG = ("mindzoo train: rank 0 of 2, 8 workers, device Ascend910",
+                "epoch 1/2 step 50/50 loss=1.9731", "epoch 2/2 step 50/50 loss=1.2047 top1=0.412",
+                "saved checkpoint runs/R/model")
+#: What a failing worker printed last: the launch's error must end with its last 5 lines.
+FAILING_LOG = ("mindzoo train: rank 0 of 2, 8 workers, device Ascend910", "epoch 1/2 step 10/50 loss=2.3012",
+               "epoch 1/2 step 20/50 loss=2.2154", "epoch 1/2 step 30/50 loss=2.1418",
+               "allocating 31.5 GiB on device 3 (2.1 GiB free)", "error: rank 1: out of memory (simulated)",
+               "worker exiting with status 1")
 
 RESTRICTED = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
               "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}

@@ -1,6 +1,6 @@
 """The cluster harness itself: a real API server with RBAC and signed service-account
 tokens, controllers that act, a scheduler, and kwok nodes that look like the
-device plugins' nodes."""
+device plugins' nodes and serve pod logs through the API server."""
 
 from __future__ import annotations
 
@@ -73,3 +73,28 @@ def test_pod_security_admission_rejects_a_privileged_pod(cluster, namespace):
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root"},
             "spec": {"containers": [{"name": "c", "image": "example/c:1"}]}})
     assert denied.value.status == 403 and "restricted" in denied.value.body
+
+
+def test_pod_logs_come_through_the_api_server_from_kwoks_kubelet_endpoint(cluster, namespace):
+    from kubernetes.client.rest import ApiException
+
+    core = cluster.core()
+    lines = [f"step {i}: loss={1 / i:.3f}" for i in range(1, 8)]
+    restricted = {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                  "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    core.create_namespaced_pod(namespace, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker"},
+        "spec": {"containers": [{"name": "main", "image": "example/talker:1", "securityContext": restricted}]}})
+    pod = cluster.wait_for("pod talker Running", lambda: (p := core.read_namespaced_pod("talker", namespace))
+                           .status.phase == "Running" and p)
+    node = core.read_node(pod.spec.node_name)
+    assert {a.type: a.address for a in node.status.addresses}["InternalIP"] == "127.0.0.1"
+    assert node.status.daemon_endpoints.kubelet_endpoint.port == cluster.kubelet_port
+    with cluster.pod_logs(namespace, lines):
+        assert core.read_namespaced_pod_log("talker", namespace) == "".join(f"{line}\n" for line in lines)
+        assert core.read_namespaced_pod_log("talker", namespace, tail_lines=2) == f"{lines[-2]}\n{lines[-1]}\n"
+        stamped = core.read_namespaced_pod_log("talker", namespace, tail_lines=1, timestamps=True)
+        assert stamped.startswith("2026-01-01T00:00:00.006") and stamped.endswith(f" {lines[-1]}\n")
+    with pytest.raises(ApiException) as no_rule:  # kwok's answer without a matching ClusterLogs
+        core.read_namespaced_pod_log("talker", namespace)
+    assert "no logs found" in no_rule.value.body

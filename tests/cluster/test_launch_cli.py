@@ -1,8 +1,10 @@
 """`mindzoo launch train` — what the pipeline's distributed train task runs — against the real API server,
 as the chart's pipeline ServiceAccount (a real token), with the real MinIO for rank 0's result.
 
-kwok plays the worker pods (it runs no containers and serves no logs), so the test stands in for rank 0's
-container by publishing its result once the Job exists; tests/launcher/test_node.py runs that side for real.
+kwok plays the worker pods: it runs no containers, so the test stands in for rank 0's container by publishing
+its result once the Job exists (tests/launcher/test_node.py runs that side for real); and it serves, through
+the API server's pods/log, the log a test gives the workers (Cluster.pod_logs), which is how a failed step
+shows the failed worker's last lines.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 from kubeharness import FAIL_LABEL
 from mindzoo.kfp_io import follow_pointer
+from launcher_objects import FAILING_LOG
 
 pytestmark = [pytest.mark.control, pytest.mark.cluster, pytest.mark.stack]
 
@@ -129,11 +132,15 @@ def test_a_failing_worker_fails_the_step_with_one_error_line_and_cleans_up(clust
     from mindzoo.launcher.train import job_name
 
     kubeconfig, ns, pools = as_pipeline_sa
-    code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "fail-1",
-                                           "--launch-labels", f"{FAIL_LABEL}=true", stand_in=False)
+    with cluster.pod_logs(ns, FAILING_LOG, container="train"):
+        code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "fail-1",
+                                            "--launch-labels", f"{FAIL_LABEL}=true", stand_in=False)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code != 0 and executor_output is None and "Traceback" not in err
-    assert lines[-1].startswith("error: worker ") and " failed: " in lines[-1]
+    # One line: the failed worker (the lowest index) and the last 5 lines of its log, read as the SA.
+    assert lines[-1].startswith(f"error: worker 0 ({job_name('fail-1')}-0-"), lines[-1]
+    assert lines[-1].endswith(" failed: " + " | ".join(FAILING_LOG[-5:])), lines[-1]
+    assert "log unavailable" not in err and FAILING_LOG[1] not in lines[-1]
     assert cluster.wait_for("failed launch cleaned up", lambda: gone(cluster, ns, job_name("fail-1")), 60)
 
 

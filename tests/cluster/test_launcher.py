@@ -1,14 +1,18 @@
 """The real distributed launcher (mindzoo.launcher) against the real API server, acting as the
 chart's pipeline ServiceAccount: its Indexed Job lands on the fake Ascend 910 nodes and
-completes; a failing worker fails the launch with a clear message; cleanup leaves nothing."""
+completes while rank 0's log is echoed; a failing worker fails the launch with the tail of its
+log; cleanup leaves nothing. kwok serves the workers' logs (Cluster.pod_logs) through the API
+server's pods/log, which the launcher reads as the ServiceAccount."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 
 from kubeharness import FAIL_LABEL
+from launcher_objects import FAILING_LOG, PROGRESS_LOG
 from mindzoo.launcher import LaunchSpec, Toleration
 from mindzoo.launcher.run import LaunchFailed, launch
 
@@ -47,8 +51,11 @@ def test_launch_completes_on_the_ascend_nodes_and_cleans_up(cluster, as_pipeline
     api, ns, pool = as_pipeline
     spec = ascend_spec(ns, pool)
     said = []
-    result = launch(spec, api, say=said.append, poll_s=0.5, cleanup=False)
+    with cluster.pod_logs(ns, PROGRESS_LOG, container="train"):
+        result = launch(spec, api, say=said.append, poll_s=0.5, cleanup=False)
     assert result.succeeded == 2 and said[0].startswith(f"launched job {ns}/{spec.name}: 2 node(s)")
+    # Rank 0's log, streamed (follow) through the API server while the launch ran: every line, in order, once.
+    assert said[1:] == [f"[rank0] {line}" for line in PROGRESS_LOG], said
     pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={spec.name}").items
     # 8 chips per worker and per node: one worker on each fake Ascend 910 node, stable hostnames.
     assert sorted(p.spec.node_name for p in pods) == ["ascend910-0", "ascend910-1"]
@@ -59,9 +66,14 @@ def test_launch_completes_on_the_ascend_nodes_and_cleans_up(cluster, as_pipeline
     assert cluster.wait_for("launch cleaned up", lambda: gone(cluster, ns, spec.name), 60)
 
 
-def test_a_failing_worker_fails_the_launch_and_cleans_up(cluster, as_pipeline):
+def test_a_failing_worker_fails_the_launch_with_its_log_tail_and_cleans_up(cluster, as_pipeline):
     api, ns, pool = as_pipeline
     spec = ascend_spec(ns, pool, pod_labels={FAIL_LABEL: "true"})
-    with pytest.raises(LaunchFailed, match=r"worker \d .*failed"):
+    with cluster.pod_logs(ns, FAILING_LOG, container="train"), pytest.raises(LaunchFailed) as failed:
         launch(spec, api, say=lambda line: None, poll_s=0.5)
+    # Both workers fail; the lowest index is reported, with the last 5 lines of its log.
+    message = str(failed.value)
+    assert re.fullmatch(rf"worker 0 \({spec.name}-0-\w+\) failed: (.*)", message), message
+    assert message.endswith("failed: " + " | ".join(FAILING_LOG[-5:])), message
+    assert "log unavailable" not in message and FAILING_LOG[1] not in message
     assert cluster.wait_for("failed launch cleaned up", lambda: gone(cluster, ns, spec.name), 60)

@@ -102,8 +102,9 @@ def _stream_rank0(core: Any, spec: LaunchSpec, say: Callable[[str], None]) -> th
             pod = next((p for p in _pods(core, spec) if _index(p) == "0"), None)
             if pod is not None and pod.status.phase in ("Running", "Succeeded", "Failed"):
                 try:
-                    for line in core.read_namespaced_pod_log(pod.metadata.name, spec.namespace, follow=True,
-                                                             _preload_content=False).stream():
+                    response = core.read_namespaced_pod_log(pod.metadata.name, spec.namespace, follow=True,
+                                                            _preload_content=False)
+                    for line in response:  # urllib3 splits the streamed chunks into lines (.stream() would not)
                         say(f"[rank0] {line.decode(errors='replace').rstrip()}")
                 except Exception:  # noqa: BLE001 - log streaming must not fail the launch
                     pass
