@@ -20,22 +20,26 @@ system:  ## Debian packages (podman, runc, busybox-static, debootstrap, ...)
 
 venvs: $(RUNTIME)/.installed $(CONTROL)/.installed  ## the runtime (.venv) and control (.venv-control) environments
 
-$(RUNTIME)/.installed: requirements/runtime.txt pyproject.toml
+$(RUNTIME)/.installed: requirements/runtime.txt pyproject.toml | system
 	scripts/make-venv.sh $(RUNTIME) requirements/runtime.txt && touch $@
 
-$(CONTROL)/.installed: requirements/control.txt pyproject.toml
+$(CONTROL)/.installed: requirements/control.txt pyproject.toml | system
 	scripts/make-venv.sh $(CONTROL) requirements/control.txt && touch $@
 
-tools:  ## build MinIO, hyperkube (kube-apiserver etc.), kwok and Helm from Go source into ~/.cache/mindzoo/bin
+tools: | system  ## build MinIO, hyperkube (kube-apiserver etc.), kwok and Helm from Go source into ~/.cache/mindzoo/bin
 	scripts/build-tools.sh
 
-images: setup  ## build the CPU runtime image with the local container engine
+images: system venvs  ## build the CPU runtime image with the local container engine
 	scripts/build-images.sh
 
-test: setup images  ## install what tests need and run them all (both environments, real servers)
+# The Go builds (CPU-bound) overlap the Python installs and the image's wheelhouse (network-bound):
+# on a fresh 2-core machine that saves about a quarter of the set-up time.
+test:  ## install what tests need and run them all (both environments, real servers)
+	$(MAKE) --jobs=3 setup images
 	scripts/test.sh
 
-demo: images  ## install everything, build the CPU image and run the whole pipeline locally on the bundled digits
+demo:  ## install everything, build the CPU image and run the whole pipeline locally on the bundled digits
+	$(MAKE) --jobs=3 setup images
 	scripts/demo.sh
 
 stack-up: setup  ## start the local stack (MinIO, MLflow, container engine)
