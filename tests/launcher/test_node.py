@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from mindzoo.datasets import DIGITS_TRAINING
+
 pytestmark = [pytest.mark.runtime, pytest.mark.stack, pytest.mark.slow]
 
 BIN = Path(sys.executable).parent / "mindzoo"
-# GoogLeNet's CIFAR-10 recipe at 16 px for a few steps (tests/steps/test_train.py's TINY).
-TINY = ["--recipe", "googlenet_cifar10", "--input-size", "16", "--set",
-        "batch_size=16,schedule.base_lr=0.0125,data.train.hflip=0,data.train.padding=0"]
+# GoogLeNet's CIFAR-10 recipe at 16 px for a few steps (how the digits train; the steps set their own epochs).
+TINY = list(DIGITS_TRAINING.argv(epochs=False))
 
 
 def digits_dataset(stack, bucket: str, tmp_path: Path) -> str:

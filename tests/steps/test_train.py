@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mindzoo.config import DigitsConfig
-from mindzoo.datasets import digits
+from mindzoo.datasets import DIGITS_TRAINING, digits
 from mindzoo.kfp_io import follow_pointer
 from mindzoo.registry import list_models
 
@@ -25,15 +25,10 @@ pytestmark = [pytest.mark.runtime, pytest.mark.stack]
 RUNTIME_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "mindzoo"
 BUCKET = "train-tests"  # shared with test_evaluate.py, which scores this module's digits run
 
-# GoogLeNet's CIFAR-10 recipe on the bundled digits, cut to CPU size: 16-px inputs, 12 epochs, batch 16 with
-# the learning rate scaled linearly from the recipe's 0.1 at batch 128 (0.0125); its step-fraction schedule,
-# momentum, weight decay and loss are the recipe's. Digits are centred 8x8 glyphs that are not mirror-symmetric,
-# so CIFAR's horizontal flip and 4-px pad-crop augmentation are switched off for them (data.* overrides).
-DIGITS_RUN = ("--recipe", "googlenet_cifar10", "--input-size", "16",
-              "--set", "epochs=12,batch_size=16,schedule.base_lr=0.0125",
-              "--set", "data.train.hflip=0,data.train.padding=0")
-TINY = ("--recipe", "googlenet_cifar10", "--input-size", "16",
-        "--set", "batch_size=16,schedule.base_lr=0.0125,data.train.hflip=0,data.train.padding=0")
+# How the bundled digits train on a CPU (mindzoo.datasets.DIGITS_TRAINING, also the demo's defaults): the
+# accuracy run, and TINY for short runs that set their own epochs.
+DIGITS_RUN = DIGITS_TRAINING.argv()
+TINY = DIGITS_TRAINING.argv(epochs=False)
 # Smallest cheap input side per model (SPP needs an exact pyramid; Inception-v4's stem needs >= 75 px).
 SMOKE_SIZE = {"zfnet": 64, "sppnet": 112, "inception_v4": 75, "googlenet": 16}
 
@@ -134,13 +129,14 @@ def test_training_is_tracked_in_mlflow(stack, dataset, digits_run):
     params = run.data.params
     assert {k: params[k] for k in ("model", "engine", "device", "world_size", "batch_size", "lr", "epochs")} == {
         "model": "googlenet", "engine": "mindspore", "device": "cpu", "world_size": "1", "batch_size": "16",
-        "lr": "0.0125", "epochs": "12"}
+        "lr": str(DIGITS_TRAINING.base_lr), "epochs": "12"}
     assert dataset["hash"].startswith(params["dataset_hash"][:16])
     assert params["recipe.optim.weight_decay"] == "0.0005" and params["recipe.schedule.kind"] == "step_fraction"
     loss = client.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in loss] == list(range(1, 12 * 89 + 1))  # every step, logged once
     lr = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/lr")}
-    assert lr[1] == pytest.approx(0.0125) and lr[12 * 89] == pytest.approx(0.0125e-3)
+    base = DIGITS_TRAINING.base_lr  # the step-fraction schedule ends at 1/1000 of it
+    assert lr[1] == pytest.approx(base) and lr[12 * 89] == pytest.approx(base * 1e-3)
     for name in ("perf/img_per_s", "perf/step_ms", "perf/epoch_s", "train/epoch_loss"):
         assert len(client.get_metric_history(run.info.run_id, name)) == 12, name
     assert run.data.metrics["eval/top1"] >= 0.9 and run.data.metrics["eval/images"] == 359

@@ -16,6 +16,7 @@ from typing import Literal
 
 from mindzoo.config import _join_overrides
 from mindzoo.configkit import check, option, secret
+from mindzoo.datasets import DIGITS_TRAINING
 from mindzoo.errors import ConfigError
 
 DEVICES = ("cpu", "gpu", "ascend")
@@ -148,10 +149,10 @@ class RunLocalConfig:
                                                  "options below); infer: infer_pipeline, its parameters from --param")
     source: str = option("", help="Raw dataset visible to the tasks (s3:// prefix or a folder under --root); "
                                   "default: the bundled digits, written as CIFAR-10 binaries")
-    recipe: str = option("googlenet_cifar10", help="Recipe to train")
-    input_size: int = option(16, help="Input side in pixels (16 trains digits in minutes on a CPU)")
-    set: tuple[str, ...] = option(("epochs=12", "batch_size=16", "schedule.base_lr=0.0125", "data.train.hflip=0",
-                                   "data.train.padding=0"), help="Recipe overrides key=value (comma-separated)")
+    recipe: str = option(DIGITS_TRAINING.recipe, help="Recipe to train")
+    input_size: int = option(DIGITS_TRAINING.input_size, help="Input side in pixels (16 trains digits in minutes "
+                                                               "on a CPU)")
+    set: tuple[str, ...] = option(DIGITS_TRAINING.overrides(), help="Recipe overrides key=value (comma-separated)")
     workers: int = option(1, help="Data-parallel worker processes in the train task")
     min_top1: float = option(0.8, help="Evaluate gate: stop before export below this top-1")
     param: tuple[str, ...] = option((), help="Any other pipeline parameter key=value (repeatable)")
