@@ -105,6 +105,26 @@ def test_undecodable_images_are_counted_and_fail_unless_allowed(exported, digits
     assert len((tmp_path / "b" / "bad_images.txt").read_text().splitlines()) == 2
 
 
+def test_max_images_counts_bad_ones_and_keeps_the_order_across_chunks(exported, digits_tree, tmp_path):
+    from mindzoo.infer.loop import CHUNK
+
+    tree = tmp_path / "tree"
+    shutil.copytree(digits_tree / "val", tree)
+    (tree / "n00000000" / "zz_broken.JPEG").write_bytes(b"not an image")  # the last of the first class folder
+    full = tmp_path / "full"
+    infer_cli("--model", str(exported), "--data", str(tree), "--output-dir", str(full), "--max-bad-fraction", "0.1")
+    limit = CHUNK + 13  # a second, partial chunk
+    part = tmp_path / "part"
+    infer_cli("--model", str(exported), "--data", str(tree), "--output-dir", str(part), "--max-bad-fraction", "0.1",
+              "--max-images", str(limit))
+    first_class = sum(1 for _ in (tree / "n00000000").iterdir())
+    assert first_class < limit  # the bad image is among the first `limit`
+    rows = list(csv.DictReader(open(part / "predictions.csv")))
+    assert len(rows) == limit - 1 and (part / "acc.log").read_text().startswith(f"Total data: {limit - 1},")
+    assert rows == list(csv.DictReader(open(full / "predictions.csv")))[:limit - 1]
+    assert (part / "bad_images.txt").read_text().startswith("n00000000/zz_broken.JPEG")
+
+
 def test_empty_folder(exported, tmp_path):
     (tmp_path / "empty").mkdir()
     proc = infer_cli("--model", str(exported), "--data", str(tmp_path / "empty"), "--output-dir",
