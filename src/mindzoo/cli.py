@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     except MindzooError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except OSError as err:  # a folder or file the user named is not there, not ours, or the disk is full
+        where = f": {err.filename}" if err.filename else ""
+        click.echo(f"error: {err.strerror or err}{where}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)

@@ -56,3 +56,15 @@ def test_refuses_to_overwrite_without_force(tmp_path):
         digits.make(DigitsConfig(), out)
     digits.make(DigitsConfig(), out, force=True)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_an_output_path_through_a_file_is_one_error_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "file").write_text("")
+    proc = subprocess.run([str(Path(sys.executable).parent / "mindzoo"), "datasets", "make-digits",
+                           str(tmp_path / "file" / "digits")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.splitlines() == [f"error: File exists: {tmp_path / 'file'}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

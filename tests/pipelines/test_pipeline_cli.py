@@ -77,6 +77,25 @@ def test_run_local_without_the_stack_says_how_to_start_it(tmp_path):
     assert error_line(proc) == "error: the local stack is not up: run `mindzoo stack up` first"
 
 
+def test_run_local_refuses_a_root_the_tasks_cannot_reach(tmp_path):
+    proc = mindzoo("pipeline", "run-local", "--root", "/root/runs", env={"MINDZOO_STATE_DIR": str(tmp_path)})
+    assert error_line(proc) == ("error: root: /root/runs is under /root, which the tasks' non-root user cannot "
+                                "search inside the image; choose a folder elsewhere (e.g. under /var/tmp)")
+    assert not Path("/root/runs").exists()
+
+
+@pytest.mark.parametrize("state, parent", [
+    ("/root/.local/state/mindzoo", Path("/var/tmp") / f"mindzoo-{os.getuid()}" / "pipeline-runs"),
+    ("/home/ada/.local/state/mindzoo", Path("/home/ada/.local/state/mindzoo/pipeline-runs")),
+])
+def test_run_local_default_root_is_one_the_tasks_can_reach(state, parent):
+    from mindzoo.pipeline.local import pipeline_root
+
+    root = pipeline_root("", Path(state))
+    assert root.parent == parent and len(root.name) == len("20261130-071000")
+    assert pipeline_root("/srv/runs/../kfp", Path(state)) == Path("/srv/kfp")
+
+
 def test_pipeline_commands_belong_to_the_control_environment():
     proc = mindzoo("pipeline", "compile", binary=RUNTIME)
     assert error_line(proc) == ("error: `mindzoo pipeline compile` needs the control environment (kfp is not "

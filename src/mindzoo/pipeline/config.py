@@ -156,8 +156,9 @@ class RunLocalConfig:
     workers: int = option(1, help="Data-parallel worker processes in the train task")
     min_top1: float = option(0.8, help="Evaluate gate: stop before export below this top-1")
     param: tuple[str, ...] = option((), help="Any other pipeline parameter key=value (repeatable)")
-    root: str = option("", help="Local pipeline root, made writable for the tasks' user (default: "
-                                "<state dir>/pipeline-runs/<time>)")
+    root: str = option("", help="Local pipeline root, made writable for the tasks' non-root user (default: "
+                                "<state dir>/pipeline-runs/<time>, or /var/tmp/mindzoo-<uid>/pipeline-runs/<time> "
+                                "when the state dir is under /root, private in the image)")
 
     def __post_init__(self) -> None:
         check(self.input_size == 0 or self.input_size >= 8, "input_size", "must be 0 (the recipe's) or >= 8")

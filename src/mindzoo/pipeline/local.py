@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mindzoo.errors import MindzooError
+from mindzoo.errors import ConfigError, MindzooError
 from mindzoo.pipeline import kfp_local
 from mindzoo.pipeline.config import PipelineConfig, RunLocalConfig
 
@@ -57,12 +57,44 @@ def _shared_files() -> Iterator[None]:
         os.umask(old)
 
 
+# Folders of the image that its non-root user cannot search (Debian's /root is 0700). A bind mount
+# below one of them is unreachable for the tasks; the host side's permissions do not matter, the
+# folders above a mount point come from the image.
+PRIVATE_IN_IMAGE = (Path("/root"),)
+
+
+def pipeline_root(given: str, state: Path) -> Path:
+    """The folder kfp.local bind-mounts into every task at the same path: ``given``, else a new one per
+    run in the state folder, or in /var/tmp when that is private in the image (root's is under /root)."""
+    if given:
+        root = Path(given).expanduser().resolve()
+        if private := _private(root):
+            raise ConfigError("root", f"{root} is under {private}, which the tasks' non-root user cannot "
+                                      "search inside the image; choose a folder elsewhere (e.g. under /var/tmp)")
+        return root
+    base = state.expanduser().resolve() / "pipeline-runs"
+    if _private(base):
+        base = Path("/var/tmp") / f"mindzoo-{os.getuid()}" / "pipeline-runs"
+    return base / time.strftime("%Y%m%d-%H%M%S")
+
+
+def _private(path: Path) -> Path | None:
+    return next((p for p in PRIVATE_IN_IMAGE if path == p or p in path.parents), None)
+
+
 def _digits(client: Any, image: str, root: Path) -> str:
     """The bundled digits as CIFAR-10 binaries under the (bind-mounted) root, written by the image itself."""
+    import docker
+
     target = root / "data" / "digits-cifar10"
     target.parent.mkdir(parents=True, exist_ok=True)
-    client.containers.run(image, ["datasets", "make-digits", "--format", "cifar10", "--force", str(target)],
-                          volumes={str(root): {"bind": str(root), "mode": "rw"}}, remove=True, network_mode="host")
+    try:
+        client.containers.run(image, ["datasets", "make-digits", "--format", "cifar10", "--force", str(target)],
+                              volumes={str(root): {"bind": str(root), "mode": "rw"}}, remove=True,
+                              network_mode="host")
+    except docker.errors.ContainerError as err:
+        lines = (err.stderr or b"").decode(errors="replace").strip().splitlines() or ["(no output)"]
+        raise MindzooError(f"writing the digits in {image} failed: {lines[-1]}") from None
     return str(target)
 
 
@@ -84,12 +116,11 @@ def run(cfg: RunLocalConfig, pipeline_cfg: PipelineConfig, say: Callable[[str], 
     from mindzoo.paths import state_dir
     from mindzoo.pipeline.compile import compile_to, repo_root
 
+    root = pipeline_root(cfg.root, state_dir())
     endpoints, creds = _stack()
     os.environ["DOCKER_HOST"] = endpoints.engine_socket  # kfp.local's DockerRunner uses docker.from_env()
     client = docker.DockerClient(base_url=endpoints.engine_socket)
     image = _image(client, repo_root())
-    root = Path(cfg.root).expanduser().resolve() if cfg.root else state_dir() / "pipeline-runs" / time.strftime(
-        "%Y%m%d-%H%M%S")
     with _shared_files():
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o777)  # the tasks' user (the image's, not this one) writes here through the bind mount
