@@ -15,7 +15,7 @@ ratio uses the median of each round's p50. MindSpore is imported and the graph
 compiled before timing. Latency is model time per image (as the 310 app's
 "inference cost average time"); preprocessing is reported separately.
 
-    .venv/bin/python benchmarks/infer.py --size 64 --images 300 --rounds 3
+    .venv/bin/python benchmarks/infer.py --size 64 --images 300 --rounds 9
 """
 
 from __future__ import annotations
@@ -65,20 +65,14 @@ def _bare(model: Path, tensors: list[np.ndarray]) -> dict:
             "latency_mean_ms": float(t.mean())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--images", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-
+def _measure(work: Path, args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Alternating rounds in ``work``: the p50s of the step and of the bare loop."""
     from mindzoo.archs import get_data_config
     from mindzoo.config import DigitsConfig
     from mindzoo.datasets import digits
     from mindzoo.infer.inputs import open_images
     from mindzoo.infer.preprocess import Preprocessor
 
-    work = Path(tempfile.mkdtemp(prefix="mindzoo-bench-infer-"))
     model = _export(work / "export", args.size)
     digits.make(DigitsConfig(format="imagefolder", size=args.size), work / "digits")
     images = open_images(str(work / "digits"), split="val", label_file="", storage=lambda: None, cache_dir=None)
@@ -87,13 +81,28 @@ def main() -> None:
     print(f"googlenet MindIR [1, 3, {args.size}, {args.size}], {len(tensors)} images, {args.rounds} rounds")
     step_p50, bare_p50 = [], []
     for r in range(args.rounds):
-        step = _step(model, work / "digits", work / f"out{r}", len(tensors))
-        bare = _bare(model, tensors)
+        if r % 2:  # which goes first alternates too: neither always runs on a machine the other warmed
+            bare = _bare(model, tensors)
+            step = _step(model, work / "digits", work / f"out{r}", len(tensors))
+        else:
+            step = _step(model, work / "digits", work / f"out{r}", len(tensors))
+            bare = _bare(model, tensors)
         step_p50.append(step["latency_p50_ms"])
         bare_p50.append(bare["latency_p50_ms"])
         print(f"round {r + 1}: step p50 {step['latency_p50_ms']:.3f} ms p99 {step['latency_p99_ms']:.3f} ms "
               f"(preprocess {step['preprocess_mean_ms']:.3f} ms, end-to-end {step['end_to_end_images_per_second']:.1f}"
               f" img/s) | bare p50 {bare['latency_p50_ms']:.3f} ms p99 {bare['latency_p99_ms']:.3f} ms")
+    return step_p50, bare_p50
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mindzoo-bench-infer-") as scratch:
+        step_p50, bare_p50 = _measure(Path(scratch), args)
     ratio = statistics.median(step_p50) / statistics.median(bare_p50)
     print(f"ratio infer_vs_bare {ratio:.3f}")
 
