@@ -107,4 +107,24 @@ def test_launcher_reports_the_failing_ranks_error_line(stack):
                                  say=lambda line: None, timeout=120)
     message = str(err.value)
     assert message.startswith("rank") and "not a converted dataset" in message and "\n" not in message
-    assert sys.executable  # workers ran with this interpreter
+
+
+def test_a_rank_that_dies_while_rank_0_runs_fails_the_launch_at_once(tmp_path):
+    """Real processes: rank 0 would run for a minute, rank 1 exits 3 at once; the wait notices rank 1."""
+    import subprocess
+    import time
+
+    def spawn(name, code):
+        log = tmp_path / f"{name}.log"
+        log.write_text(f"error: {name} gave up\n" if name == "rank1" else "")
+        return distributed._Proc(name, subprocess.Popen([sys.executable, "-c", code]), log, None)
+
+    procs = [spawn("scheduler", "import time; time.sleep(60)"), spawn("rank0", "import time; time.sleep(60)"),
+             spawn("rank1", "raise SystemExit(3)")]
+    started = time.monotonic()
+    try:
+        with pytest.raises(MindzooError, match=r"^rank1: rank1 gave up \(logs in "):
+            distributed._wait(procs, timeout=50)
+        assert time.monotonic() - started < 20  # not after rank 0's minute, nor at the timeout
+    finally:
+        distributed._stop(procs)

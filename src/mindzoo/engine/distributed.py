@@ -174,7 +174,9 @@ def _tee(popen: subprocess.Popen, log: Path, name: str) -> None:
 def _wait(procs: list[_Proc], timeout: float | None) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
     workers = procs[1:]
-    while any(p.popen.poll() is None for p in workers):
+    # poll() every worker on every round: any() would stop at the first live one (usually rank 0), and a
+    # crashed rank behind it would go unseen until rank 0 ended or hung in a collective.
+    while [p.popen.poll() for p in workers].count(None):
         failed = [p for p in workers if p.popen.returncode not in (None, 0)]
         if failed:
             raise _failure(failed, workers)
@@ -189,7 +191,7 @@ def _wait(procs: list[_Proc], timeout: float | None) -> None:
 def _failure(failed: list[_Proc], workers: list[_Proc]) -> MindzooError:
     time.sleep(1.0)  # let rank 0 finish writing its own error line if it is failing too
     ranked = sorted(failed + [p for p in workers if p.popen.poll() not in (None, 0) and p not in failed],
-                    key=lambda p: p.name)
+                    key=lambda p: int(p.name.removeprefix("rank")))  # rank2 before rank10
     first = ranked[0]
     message = _error_line(first.log) or f"exited with code {first.popen.returncode}"
     return MindzooError(f"{first.name}: {message} (logs in {first.log.parent})")
