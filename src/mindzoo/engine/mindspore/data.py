@@ -28,6 +28,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def train_batches(local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, world_size: int,
                   seed: int, workers: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
     """(iterator of (images, labels) Tensors, number of batches) for one epoch of one rank."""
+    data, batches = epoch_dataset(local, data_cfg, batch_size, size=size, rank=rank, world_size=world_size,
+                                  seed=seed, workers=workers, skip=skip, limit=limit)
+    return data.create_tuple_iterator(num_epochs=1, do_copy=False), batches
+
+
+def epoch_dataset(local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, world_size: int,
+                  seed: int, workers: int, skip: int, limit: int) -> tuple[Any, int]:
+    """(the batched dataset of one epoch of one rank, cut to ``limit`` batches and past ``skip``; its batches)."""
     from mindzoo.data.pipeline import create_dataset
 
     data = create_dataset(local, "train", data_cfg, batch_size, train=True, rank=rank, world_size=world_size,
@@ -38,7 +46,7 @@ def train_batches(local: Path, data_cfg: DataConfig, batch_size: int, *, size: i
         data = data.take(total)
     if skip:
         data = data.skip(skip)
-    return data.create_tuple_iterator(num_epochs=1, do_copy=False), max(0, total - skip)
+    return data, max(0, total - skip)
 
 
 def steps_per_epoch(local: Path, data_cfg: DataConfig, batch_size: int, *, rank: int, world_size: int,

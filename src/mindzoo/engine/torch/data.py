@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mindzoo.archs import DataConfig
-from mindzoo.engine.mindspore.data import epoch_seed, eval_batches, file_ids, steps_per_epoch
+from mindzoo.engine.mindspore.data import epoch_dataset, epoch_seed, eval_batches, file_ids, steps_per_epoch
 
 __all__ = ["epoch_seed", "eval_batches", "file_ids", "steps_per_epoch", "train_batches"]
 
@@ -24,15 +24,7 @@ __all__ = ["epoch_seed", "eval_batches", "file_ids", "steps_per_epoch", "train_b
 def train_batches(local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, world_size: int,
                   seed: int, workers: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
     """(iterator of (images float32 NCHW, labels int32) numpy batches, number of batches) for one epoch of one rank."""
-    from mindzoo.data.pipeline import create_dataset
-
-    data = create_dataset(local, "train", data_cfg, batch_size, train=True, rank=rank, world_size=world_size,
-                          seed=seed, input_size=size, num_parallel_workers=workers)
-    total = data.get_dataset_size()
-    if limit:
-        total = min(total, limit)
-        data = data.take(total)
-    if skip:
-        data = data.skip(skip)
+    data, total = epoch_dataset(local, data_cfg, batch_size, size=size, rank=rank, world_size=world_size,
+                                seed=seed, workers=workers, skip=skip, limit=limit)
     batches = data.create_tuple_iterator(num_epochs=1, output_numpy=True)
-    return ((np.asarray(images), np.asarray(labels)) for images, labels in batches), max(0, total - skip)
+    return ((np.asarray(images), np.asarray(labels)) for images, labels in batches), total
