@@ -103,6 +103,23 @@ def test_undecodable_images_are_counted_and_fail_unless_allowed(exported, digits
     assert "warning: 2 of" in proc.stderr
     assert (tmp_path / "b" / "acc.log").read_text().startswith(f"Total data: {total - 2},")
     assert len((tmp_path / "b" / "bad_images.txt").read_text().splitlines()) == 2
+    (tree / "n00000003" / "broken.JPEG").unlink()
+    (tree / "n00000005" / "empty.JPEG").unlink()
+    infer_cli("--model", str(exported), "--data", str(tree), "--output-dir", str(tmp_path / "b"))  # same folder
+    assert not (tmp_path / "b" / "bad_images.txt").exists()  # no stale list from the run before
+
+
+def test_a_broken_preprocessing_json_is_one_error_line(exported, digits_tree, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(exported, model)
+    (model / "preprocessing.json").write_text('{"data_config": ')
+    proc = infer_cli("--model", str(model), "--data", str(digits_tree), "--output-dir", str(tmp_path / "o"),
+                     check=False)
+    assert_one_error(proc, "preprocessing.json is not valid JSON")
+    (model / "preprocessing.json").write_text('{"data_config": {}}')
+    proc = infer_cli("--model", str(model), "--data", str(digits_tree), "--output-dir", str(tmp_path / "o"),
+                     check=False)
+    assert_one_error(proc, "names no data_config.name; pass --data-config")
 
 
 def test_max_images_counts_bad_ones_and_keeps_the_order_across_chunks(exported, digits_tree, tmp_path):

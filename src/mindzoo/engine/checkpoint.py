@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mindzoo.errors import MindzooError
+from mindzoo.errors import DataError, MindzooError
 from mindzoo.storage import MANIFEST, S3Uri
 
 __all__ = [
@@ -52,7 +52,16 @@ class CheckpointMismatch(MindzooError):
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A JSON object file written next to a checkpoint or an export; {} when absent, one-line error when broken."""
+    if not path.is_file():
+        return {}
+    try:
+        body = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(body, dict):
+        raise DataError(f"{path} holds a JSON {type(body).__name__}, not an object")
+    return body
 
 
 def write_folder(folder: Path, identity: dict[str, Any], state: dict[str, Any]) -> None:

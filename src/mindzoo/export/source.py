@@ -70,7 +70,7 @@ def resolve(source: str, storage: Any, work: Path, *, model: str = "", num_class
     identity = ckpt.read_json(folder / ckpt.IDENTITY)
     sidecar = Path(source).expanduser().with_suffix(".json") if not source.startswith("s3://") else None
     if not identity and sidecar is not None and sidecar.is_file():
-        identity = json.loads(sidecar.read_text())
+        identity = ckpt.read_json(sidecar)
     ckpt.check_identity(identity, model=model or None, num_classes=num_classes or None, where=source)
     name = model or identity.get("model", "")
     if not name:

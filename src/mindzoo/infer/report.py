@@ -71,6 +71,7 @@ def write(result: Result, folder: Path, extra: dict[str, Any]) -> dict[str, Path
             top, scores = top + [""] * (5 - len(top)), [f"{s:.6g}" for s in scores] + [""] * (5 - len(scores))
             out.writerow([file, label, *top, *scores])
     paths["latency"].write_text(json.dumps({**result.latency(), "images": result.images, **extra}, indent=2) + "\n")
+    (folder / BAD_IMAGES).unlink(missing_ok=True)  # a reused --output-dir must not keep an earlier run's list
     if result.bad:
         paths["bad"] = folder / BAD_IMAGES
         paths["bad"].write_text("".join(f"{f}\t{why}\n" for f, why in result.bad))

@@ -8,7 +8,6 @@ MLflow and returns them as KFP ``Metrics``.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from mindzoo.config import InferConfig
 from mindzoo.configkit import to_flat_dict
+from mindzoo.engine.checkpoint import read_json
 from mindzoo.errors import ConfigError, DataError, MindzooError
 from mindzoo.runs.layout import infer_metrics, step_params
 from mindzoo.steps.context import StepContext, step_command
@@ -63,8 +63,7 @@ def _lineage(folder: Path) -> tuple[str, dict[str, str]]:
     from mindzoo.export import EXPORT_JSON
     from mindzoo.runs.layout import experiment_name
 
-    recorded = folder / EXPORT_JSON
-    body = json.loads(recorded.read_text()) if recorded.is_file() else {}
+    body = read_json(folder / EXPORT_JSON)
     model, digest = str(body.get("model", "")), str(body.get("lineage", {}).get("dataset_hash", ""))
     return experiment_name(model, digest), {k: v for k, v in {"model": model, "dataset_hash": digest}.items() if v}
 
@@ -112,7 +111,9 @@ def _data_config(cfg: InferConfig, folder: Path, shape: tuple[int, ...], path: P
     name = cfg.data_config
     recorded = folder / PREPROCESSING_JSON
     if not name and recorded.is_file():
-        name = json.loads(recorded.read_text())["data_config"]["name"]
+        name = str((read_json(recorded).get("data_config") or {}).get("name", ""))
+        if not name:
+            raise DataError(f"{recorded} names no data_config.name; pass --data-config")
     if not name:
         raise ConfigError("infer.data_config", f"no {PREPROCESSING_JSON} next to {path.name}; pass --data-config")
     base = get_data_config(name)
