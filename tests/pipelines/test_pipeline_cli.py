@@ -96,6 +96,18 @@ def test_run_local_default_root_is_one_the_tasks_can_reach(state, parent):
     assert pipeline_root("/srv/runs/../kfp", Path(state)) == Path("/srv/kfp")
 
 
+def test_run_local_reports_the_bare_mlflow_url_when_it_cannot_find_the_run(monkeypatch, capsys):
+    from mindzoo.pipeline.local import _tracking
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    assert _tracking(uri, 0.0) == ("", uri)
+    assert capsys.readouterr().err.startswith(f"warning: could not look the run up in MLflow at {uri}: ")
+
+
 def test_pipeline_commands_belong_to_the_control_environment():
     proc = mindzoo("pipeline", "compile", binary=RUNTIME)
     assert error_line(proc) == ("error: `mindzoo pipeline compile` needs the control environment (kfp is not "

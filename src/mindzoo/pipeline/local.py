@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -146,8 +147,6 @@ def run(cfg: RunLocalConfig, pipeline_cfg: PipelineConfig, say: Callable[[str], 
 
 
 def _image(client: Any, root: Path) -> str:
-    import sys
-
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from components import images
@@ -159,7 +158,19 @@ def _image(client: Any, root: Path) -> str:
 
 
 def _tracking(uri: str, started: float) -> tuple[str, str]:
-    """The pipeline run's id (the tag its steps' MLflow runs share) and a link to its MLflow run."""
+    """The pipeline run's id (the tag its steps' MLflow runs share) and a link to its MLflow run; the bare
+    server URL when MLflow cannot say (the run itself has succeeded by then: no reason to fail it)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _find_run(uri, started)
+    except (MlflowException, OSError) as err:
+        print(f"warning: could not look the run up in MLflow at {uri}: {str(err).splitlines()[0][:200]}",
+              file=sys.stderr)
+        return "", uri
+
+
+def _find_run(uri: str, started: float) -> tuple[str, str]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
