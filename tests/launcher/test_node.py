@@ -52,7 +52,7 @@ def test_two_nodes_train_as_one_cluster_and_node_0_publishes_the_result(stack, b
             "--set", "epochs=1", "--steps-per-epoch", "3", "--no-final-eval"]
     result = f"{output}/two-nodes/launch/result.json"
     port = free_port()
-    procs = [node(0, 2, port, argv, result), node(1, 2, port, argv)]
+    procs = [node(0, 2, port, argv, result), node(1, 2, port, argv, result)]  # as the Job gives every pod
     outs = [p.communicate(timeout=900) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
@@ -62,6 +62,10 @@ def test_two_nodes_train_as_one_cluster_and_node_0_publishes_the_result(stack, b
     assert checkpoint["uri"] == f"{output}/two-nodes/model"
     assert checkpoint["metadata"]["model"] == "googlenet"
     assert payload["artifacts"]["metrics"]["metadata"]["steps"] == 3
+    ranks = [json.loads(Storage.connect().get_bytes(S3Uri.parse(f"{output}/two-nodes/launch/ranks/rank{r}.json")))
+             for r in (0, 1)]
+    assert [r["rank"] for r in ranks] == [0, 1] and [r["steps"] for r in ranks] == [3, 3]
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"] and len(ranks[0]["weights_sha256"]) == 64
 
 
 def test_a_failing_worker_fails_its_node_with_the_workers_error(stack):

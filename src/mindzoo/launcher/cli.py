@@ -61,11 +61,12 @@ def launch_node(workers: int, result: str, argv: tuple[str, ...]) -> None:
     """This pod's share of a launch (the launcher's Job runs it): `-- train FLAGS...` as MindSpore workers."""
     from mindzoo.errors import ConfigError
     from mindzoo.launcher import node
-    from mindzoo.launcher.train import publish_result
+    from mindzoo.launcher.train import publish_result, rank_uri
 
     if not argv or argv[0] != "train":
         raise ConfigError("launch.node", "expected `-- train FLAGS...` after the options")
     if workers < 1:
         raise ConfigError("launch.node.workers", "must be >= 1")
     node.run(list(argv), workers, say=lambda line: click.echo(f"[launch] {line}", err=True),
-             publish=(lambda payload: publish_result(result, payload)) if result else None)
+             publish=(lambda payload: publish_result(result, payload)) if result else None,
+             publish_rank=(lambda rank, payload: publish_result(str(rank_uri(result, rank)), payload)) if result else None)

@@ -57,14 +57,16 @@ def resolve(host: str, timeout: float = 600.0) -> str:
 
 
 def run(argv: Sequence[str], workers: int, say: Callable[[str], None] = print,
-        publish: Callable[[dict], None] | None = None) -> dict:
-    """Run this node's share of the cluster; return rank 0's result on node 0 (else {})."""
+        publish: Callable[[dict], None] | None = None,
+        publish_rank: Callable[[int, dict], None] | None = None) -> dict:
+    """Run this node's share of the cluster; return rank 0's result on node 0 (else {}). Every rank's
+    weight digest goes to ``publish_rank`` (the launcher checks that all ranks agree)."""
     node = NodeEnv.from_env()
     from mindzoo.engine.distributed import ENV_LOCAL_RANK, ENV_RESULT
     from mindzoo.engine.training import ENV_LOCAL_WORKERS
 
     if _engine(argv) == "torch":  # the torch engine reads the MINDZOO_* variables itself, one process per pod
-        return _torch_node(argv, node, say, publish)
+        return _torch_node(argv, node, say, publish, publish_rank)
     host = resolve(node.master)
     base = {**os.environ, "MS_SCHED_HOST": host, "MS_SCHED_PORT": str(node.port),
             "MS_WORKER_NUM": str(node.nodes * workers), ENV_LOCAL_WORKERS: str(workers), "PYTHONUNBUFFERED": "1"}
@@ -85,7 +87,16 @@ def run(argv: Sequence[str], workers: int, say: Callable[[str], None] = print,
     finally:
         for proc in [p for _, p in procs] + ([scheduler] if scheduler else []):
             _end(proc)
+    _publish_ranks(work, [rank for rank, _ in procs], publish_rank)
     return _rank0_result(node, work, publish)
+
+
+def _publish_ranks(work: Path, ranks: Sequence[int], publish_rank: Callable[[int, dict], None] | None) -> None:
+    """Each rank's digest of its final weights, as the rank itself computed it."""
+    for rank in ranks if publish_rank else ():
+        path = work / f"rank{rank}.json"
+        result = json.loads(path.read_text()) if path.is_file() else {}
+        publish_rank(rank, {k: result.get(k) for k in ("rank", "weights_sha256", "steps")})
 
 
 def _rank0_result(node: NodeEnv, work: Path, publish: Callable[[dict], None] | None) -> dict:
@@ -106,7 +117,7 @@ def _engine(argv: Sequence[str]) -> str:
 
 
 def _torch_node(argv: Sequence[str], node: NodeEnv, say: Callable[[str], None],
-                publish: Callable[[dict], None] | None) -> dict:
+                publish: Callable[[dict], None] | None, publish_rank: Callable[[int, dict], None] | None) -> dict:
     """One `mindzoo train --engine torch` process (engine/torch/cluster.py: rank = node rank)."""
     from mindzoo.engine.torch.launch import ENV_RESULT_DIR
 
@@ -117,6 +128,7 @@ def _torch_node(argv: Sequence[str], node: NodeEnv, say: Callable[[str], None],
         _wait([(node.rank, proc)], work)
     finally:
         _end(proc)
+    _publish_ranks(work, [node.rank], publish_rank)
     return _rank0_result(node, work, publish)
 
 

@@ -34,6 +34,14 @@ def result_uri(output: str, run_id: str) -> Any:
     return S3Uri.parse(output).join(run_id, "launch", "result.json")
 
 
+def rank_uri(result_at: Any, rank: int) -> Any:
+    """Where rank ``rank`` publishes the digest of its final weights: beside rank 0's result."""
+    from mindzoo.storage import S3Uri
+
+    parent, _, _ = str(result_at).rpartition("/")
+    return S3Uri.parse(f"{parent}/ranks/rank{rank}.json")
+
+
 def job_name(run_id: str) -> str:
     """A DNS label (<= 47 characters) unique to the run id: the Job, its Service and pod hostnames."""
     slug = re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-")[:30].strip("-")
@@ -81,11 +89,14 @@ def run(cfg: Any, launch: Any, ctx: Any) -> None:
     cfg = replace(cfg, run_id=cfg.run_id or f"run-{uuid.uuid4().hex[:12]}")
     spec = build_spec(cfg, launch, ctx.storage_cfg, ctx.tracking_cfg)
     uri = result_uri(cfg.output, cfg.run_id)
-    ctx.storage.delete(uri)  # an earlier attempt's result must not pass for this one's
+    ranks = launch.nodes * (1 if cfg.engine == "torch" else cfg.workers)
+    for stale in [uri, *(rank_uri(uri, rank) for rank in range(ranks))]:
+        ctx.storage.delete(stale)  # an earlier attempt's results must not pass for this one's
     ctx.say(f"run {cfg.run_id}: {launch.nodes} node(s) x {cfg.workers} worker(s) of {cfg.device} "
             f"as job {spec.namespace}/{spec.name}")
     result = start(spec, api_client(), say=ctx.say, cleanup=not launch.keep)
     payload = _result(ctx.storage, uri)
+    _check_ranks(ctx, [_result(ctx.storage, rank_uri(uri, rank)) for rank in range(ranks)])
     ctx.kfp.relay(payload.get("artifacts", {}))
     ctx.say(f"{result.succeeded} node(s) finished in {result.seconds:.0f}s; rank 0's result: {uri}")
 
@@ -98,6 +109,14 @@ def _result(storage: Any, uri: Any, wait_s: float = 30.0) -> dict:
             raise MindzooError(f"the job succeeded but rank 0 published no result at {uri}")
         time.sleep(1.0)
     return json.loads(storage.get_bytes(uri))
+
+
+def _check_ranks(ctx: Any, results: list[dict]) -> None:
+    """Data parallelism keeps every rank's weights identical: a difference is a failed run."""
+    digests = {r.get("weights_sha256") for r in results}
+    if len(digests) != 1 or None in digests:
+        raise MindzooError(f"data-parallel ranks ended with different weights: {sorted(map(str, digests))}")
+    ctx.say(f"{len(results)} ranks finished with identical weights (sha256 {digests.pop()[:12]})")
 
 
 def publish_result(result_at: str, payload: dict) -> None:
