@@ -243,3 +243,24 @@ Host header with 403 "Invalid Host header".
 {{- end -}}
 {{- concat $hosts .Values.mlflow.allowedHosts | uniq | join "," -}}
 {{- end -}}
+
+{{/*
+kube-score (run on every rendered combination by tests/charts/test_chart_validators.py) flags
+these checks as CRITICAL; the chart keeps them, each for a reason:
+- container-resources: no CPU limits on purpose. A CPU limit throttles MLflow, MinIO and
+  PostgreSQL in bursts while protecting nothing a CPU request does not; memory limits are set.
+- container-image-pull-policy: images are pinned by tag (or digest) and must start on
+  air-gapped clusters, so `IfNotPresent`; each image's `pullPolicy` value changes it.
+- container-ephemeral-storage-request-and-limit: scratch use (MLflow's artifact proxy, MinIO
+  uploads) grows with the user's models; a default limit would evict a server mid-upload.
+- container-security-context-user-group-id: the images' own non-root users (uid 999 in the
+  official PostgreSQL image, 1000 in mindzoo's MLflow and MinIO images); runAsNonRoot holds and
+  every pod passes the "restricted" Pod Security Standard.
+- pod-networkpolicy: NetworkPolicies are opt-in (`networkPolicy.enabled`), and hook and test
+  pods have none of their own.
+- statefulset-has-servicename: single-replica StatefulSets reached through their ClusterIP
+  Service; nothing needs per-pod DNS names from a headless one.
+*/}}
+{{- define "mindzoo.kubeScoreIgnore" -}}
+kube-score/ignore: container-resources,container-image-pull-policy,container-ephemeral-storage-request-and-limit,container-security-context-user-group-id,pod-networkpolicy,statefulset-has-servicename
+{{- end -}}
