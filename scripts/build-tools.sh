@@ -16,6 +16,9 @@ TOOLS=(
   # helm installs charts/mindzoo. Both build with Go >= 1.26.
   "kwok sigs.k8s.io/kwok/cmd/kwok@v0.8.0"
   "helm helm.sh/helm/v4/cmd/helm@v4.3.1"
+  # Validators of the rendered chart that nobody here wrote (tests/charts/test_chart_validators.py).
+  "kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0"
+  "kube-score github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
 )
 
 for entry in "${TOOLS[@]}"; do
@@ -32,29 +35,54 @@ for entry in "${TOOLS[@]}"; do
   echo "==> $name built in $((SECONDS - start)) s"
 done
 
-# Kubernetes' own control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler) for the cluster test harness: k8s.io/kubernetes cannot be
-# `go install`ed (its go.mod replaces the k8s.io/* staging modules with local
-# folders), so tools/hyperkube is a small wrapper module that requires it and
-# replaces each staging module with its published version. One multi-call
-# binary: one compile of the shared packages and one link instead of three.
-wrapper="$(cd "$(dirname "$0")/.." && pwd)/tools/hyperkube"
-kube_version=$(awk '{for (i = 1; i < NF; i++) if ($i == "k8s.io/kubernetes" && $(i + 1) ~ /^v1\./) print $(i + 1)}' \
-  "$wrapper/go.mod" | head -1)
-[ -n "$kube_version" ] || { echo "error: no k8s.io/kubernetes requirement in $wrapper/go.mod" >&2; exit 1; }
-kube_minor=$(echo "$kube_version" | cut -d. -f2)
-# The version the API server reports (Helm checks charts' kubeVersion against it);
-# `go build` alone would stamp v0.0.0-master.
-pkg=k8s.io/component-base/version
-kube_ldflags="-s -w -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
-stamp="$BIN/.hyperkube.version"
-want="$kube_version-$(cat "$wrapper/go.mod" "$wrapper/go.sum" "$wrapper/main.go" <(echo "$kube_ldflags") | sha256sum | cut -c1-16)"
-if [ -x "$BIN/hyperkube" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-  echo "==> hyperkube: cached (Kubernetes $kube_version)"
-else
-  echo "==> building hyperkube (kube-apiserver, kube-controller-manager, kube-scheduler $kube_version) from source; 5-10 min on a fresh 2-core machine"
-  start=$SECONDS
-  (cd "$wrapper" && GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false" go build -ldflags="$kube_ldflags" -o "$BIN/hyperkube" .)
+# Wrapper modules under tools/: programs whose upstream module cannot be
+# `go install`ed as is, or that we build with fewer parts.
+#  - hyperkube: the control plane (kube-apiserver, kube-controller-manager,
+#    kube-scheduler) and the real node's kubelet and kube-proxy. k8s.io/kubernetes
+#    replaces its k8s.io/* staging modules with local folders, so the wrapper
+#    requires it and replaces each with its published version. One multi-call
+#    binary: one compile of the shared packages and one link instead of five.
+#  - coredns: cluster DNS of the real node, with only the plugins it uses.
+tools_dir="$(cd "$(dirname "$0")/.." && pwd)/tools"
+build_wrapper() {  # build_wrapper NAME VERSION LDFLAGS WHAT
+  local name=$1 version=$2 ldflags=$3 what=$4 dir="$tools_dir/$1" stamp="$BIN/.$1.version" want
+  want="$version-$(cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go" <(echo "$ldflags") | sha256sum | cut -c1-16)"
+  if [ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "==> $name: cached ($version)"
+    return
+  fi
+  echo "==> building $name ($what $version) from source; minutes on a fresh 2-core machine"
+  local start=$SECONDS
+  (cd "$dir" && GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false" go build -ldflags="$ldflags" -o "$BIN/$name.new" . \
+    && mv "$BIN/$name.new" "$BIN/$name")
   echo "$want" >"$stamp"
-  echo "==> hyperkube built in $((SECONDS - start)) s"
+  echo "==> $name built in $((SECONDS - start)) s"
+}
+required_version() {  # the version of MODULE that tools/NAME/go.mod requires
+  awk -v m="$2" '{for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v[0-9]/) print $(i + 1)}' \
+    "$tools_dir/$1/go.mod" | head -1
+}
+
+kube_version=$(required_version hyperkube k8s.io/kubernetes)
+[ -n "$kube_version" ] || { echo "error: no k8s.io/kubernetes requirement in $tools_dir/hyperkube/go.mod" >&2; exit 1; }
+kube_minor=$(echo "$kube_version" | cut -d. -f2)
+# The version the API server and kubelet report (Helm checks charts' kubeVersion
+# against it); `go build` alone would stamp v0.0.0-master.
+pkg=k8s.io/component-base/version
+build_wrapper hyperkube "$kube_version" \
+  "-s -w -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean" \
+  "kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy"
+build_wrapper coredns "$(required_version coredns github.com/coredns/coredns)" "-s -w" "CoreDNS"
+
+# The pod sandbox ("pause") program of the real node, from the same Kubernetes
+# source: no registry serves its image here. tests/cluster/nodeimages.py wraps it
+# into an image for containerd.
+pause_src="$(go env GOMODCACHE)/k8s.io/kubernetes@$kube_version/build/pause/linux/pause.c"
+if [ -x "$BIN/pause" ] && [ "$(cat "$BIN/.pause.version" 2>/dev/null)" = "$kube_version" ]; then
+  echo "==> pause: cached ($kube_version)"
+else
+  [ -f "$pause_src" ] || (cd "$tools_dir/hyperkube" && go mod download k8s.io/kubernetes)
+  echo "==> building pause from $pause_src"
+  gcc -Os -static -Wall -Werror -DVERSION="$kube_version" -o "$BIN/pause" "$pause_src"
+  echo "$kube_version" >"$BIN/.pause.version"
 fi

@@ -1,6 +1,7 @@
 """Fixtures of the cluster tests: a real kube-apiserver + etcd + controllers + kwok.
 
-``cluster`` (session scope) is a :class:`kubeharness.Cluster`:
+``cluster`` (session scope) is a :class:`kubeharness.Cluster` with kwok's fake nodes; ``real_cluster``
+(session scope) one with a real node, where pods run (tests marked ``realnode``):
 
 * ``cluster.kubeconfig`` - admin kubeconfig path (``KUBECONFIG=... helm/kubectl``);
 * ``cluster.api_client()`` - a ``kubernetes.client.ApiClient`` as cluster admin;
@@ -76,3 +77,61 @@ def mindzoo_release(cluster):
     data = cluster.core().read_namespaced_config_map("mindzoo-pipeline-defaults", namespace).data
     return {"namespace": namespace, "release": "mindzoo", "service_account": data["MINDZOO_SERVICE_ACCOUNT"],
             "defaults": {**data, "MINDZOO_NODE_POOLS": json.loads(data["MINDZOO_NODE_POOLS"])}}
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A control plane with one real node (containerd + kubelet + kube-proxy + CoreDNS) where pods really
+    run, started once per test session (tests marked ``realnode``). The CPU runtime image and the pause
+    image are in its containerd. Fails, never skips, when it cannot start."""
+    import kubeharness
+    from components.images import CPU
+
+    workdir = tmp_path_factory.mktemp("realnode")
+    try:
+        running = kubeharness.Cluster.start(workdir, real_node=True)
+        running.images().ensure(CPU)
+    except kubeharness.HarnessError as exc:
+        pytest.fail(f"the real-node cluster did not start: {exc}", pytrace=False)
+    try:
+        yield running
+    finally:
+        problems = running.stop()
+        if problems:
+            pytest.fail("the real node left things behind:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def real_release(real_cluster):
+    """charts/mindzoo installed on the real node in its default mode (bundled MinIO + PostgreSQL + MLflow),
+    in namespace ``mindzoo`` (restricted), every pod Ready. Its images are built locally and imported
+    (tests/cluster/chartimages.py); PostgreSQL is a stand-in built from Debian's postgresql under the
+    official image's name, since no registry here serves the official one.
+
+    Returns a dict: ``namespace``, ``release``, ``service_account``, ``defaults`` (the pipeline-defaults
+    ConfigMap) and ``minio`` (endpoint host:port reachable from this machine, access key, secret key).
+    """
+    import base64
+
+    import chartimages
+    from kubeharness import HarnessError
+
+    try:
+        images = real_cluster.images()
+        for name in chartimages.build_all(real_cluster.tools).values():
+            images.ensure(name)
+    except HarnessError as exc:
+        pytest.fail(f"the chart's images could not be built for the real node: {exc}", pytrace=False)
+    real_cluster.add_host_path_volumes(4)
+    namespace = real_cluster.create_namespace("mindzoo")
+    real_cluster.helm("install", "mindzoo", str(chartimages.CHART), "--namespace", namespace, "--wait",
+                      "--timeout", "8m", timeout=600)
+    core = real_cluster.core()
+    defaults = core.read_namespaced_config_map("mindzoo-pipeline-defaults", namespace).data
+    secret = core.read_namespaced_secret("mindzoo-minio", namespace).data
+    service = core.read_namespaced_service("mindzoo-minio", namespace).spec
+    port = next(p.port for p in service.ports if p.port == 9000)
+    return {"namespace": namespace, "release": "mindzoo", "service_account": defaults["MINDZOO_SERVICE_ACCOUNT"],
+            "defaults": defaults, "minio": {"endpoint": f"{service.cluster_ip}:{port}",
+                                            "access_key": base64.b64decode(secret["accesskey"]).decode(),
+                                            "secret_key": base64.b64decode(secret["secretkey"]).decode()}}

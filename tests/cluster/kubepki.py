@@ -1,7 +1,7 @@
 """Keys and certificates of the cluster test harness, generated per run (python
-``cryptography``): a CA, the serving certificates of the API server and of kwok's
-kubelet server (logs), one client certificate per component, the service-account
-signing key, and kubeconfigs."""
+``cryptography``): a CA, the serving certificates of the API server, of kwok's
+kubelet server (logs) and of the real node's kubelet, one client certificate per
+component, the service-account signing key, and kubeconfigs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from pathlib import Path
 SERVICE_CIDR = "10.96.0.0/16"
 
 
-def write_pki(pki: Path) -> None:
-    """CA, API server and kwok (kubelet) serving certs, client certs per component, SA signing key."""
+def write_pki(pki: Path, *, api_ips: tuple[str, ...] = ("127.0.0.1",),
+              node: tuple[str, str] | None = None) -> None:
+    """CA, API server (serving on ``api_ips``) and kwok (kubelet) serving certs, client certs per
+    component, SA signing key; with ``node`` (name, IP), the real node's kubelet serving and client
+    certificates and those of kube-proxy and CoreDNS."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,7 +61,7 @@ def write_pki(pki: Path) -> None:
     issue("apiserver", name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, [
         x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
         x509.DNSName("kubernetes.default.svc"), x509.DNSName("kubernetes.default.svc.cluster.local"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(service_ip)])
+        *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in api_ips), x509.IPAddress(service_ip)])
     # kwok plays the kubelet of every fake node at 127.0.0.1 (their InternalIP): the API server
     # verifies this certificate (--kubelet-certificate-authority) when it proxies pod logs.
     issue("kwok-serving", name("kwok-kubelet"), ExtendedKeyUsageOID.SERVER_AUTH, [
@@ -66,7 +69,18 @@ def write_pki(pki: Path) -> None:
     clients = {"admin": ("mindzoo-admin", "system:masters"),
                "controller-manager": ("system:kube-controller-manager", None),
                "scheduler": ("system:kube-scheduler", None),
-               "kwok": ("kwok-controller", "system:masters")}
+               "kwok": ("kwok-controller", "system:masters"),
+               # The API server's identity towards kubelets (logs, exec, port-forward).
+               "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters")}
+    if node:
+        node_name, node_ip = node
+        issue("kubelet", name(node_name), ExtendedKeyUsageOID.SERVER_AUTH, [
+            x509.DNSName(node_name), x509.IPAddress(ipaddress.ip_address(node_ip))])
+        clients.update({
+            "kubelet-client": (f"system:node:{node_name}", "system:nodes"),  # the Node authorizer's subject
+            "kube-proxy": ("system:kube-proxy", None),  # bound to system:node-proxier by bootstrap RBAC
+            "coredns": ("mindzoo-coredns", "system:masters"),  # test infrastructure: reads Services/EndpointSlices
+        })
     for stem, (cn, org) in clients.items():
         issue(stem, name(cn, org), ExtendedKeyUsageOID.CLIENT_AUTH)
     sa_key = ec.generate_private_key(ec.SECP256R1())

@@ -89,7 +89,7 @@ def test_pod_logs_come_through_the_api_server_from_kwoks_kubelet_endpoint(cluste
                            .status.phase == "Running" and p)
     node = core.read_node(pod.spec.node_name)
     assert {a.type: a.address for a in node.status.addresses}["InternalIP"] == "127.0.0.1"
-    assert node.status.daemon_endpoints.kubelet_endpoint.port == cluster.kubelet_port
+    assert node.status.daemon_endpoints.kubelet_endpoint.port == cluster.kwok.port
     with cluster.pod_logs(namespace, lines):
         assert core.read_namespaced_pod_log("talker", namespace) == "".join(f"{line}\n" for line in lines)
         assert core.read_namespaced_pod_log("talker", namespace, tail_lines=2) == f"{lines[-2]}\n{lines[-1]}\n"

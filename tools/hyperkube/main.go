@@ -1,17 +1,20 @@
-// Command hyperkube is a multi-call binary holding the three Kubernetes control
-// plane programs the cluster test harness (tests/cluster) runs on loopback:
+// Command hyperkube is a multi-call binary holding the Kubernetes programs the
+// cluster test harness (tests/cluster) runs: the control plane and a real node.
 //
 //	hyperkube kube-apiserver          [flags]
 //	hyperkube kube-controller-manager [flags]
 //	hyperkube kube-scheduler          [flags]
+//	hyperkube kubelet                 [flags]
+//	hyperkube kube-proxy              [flags]
 //
-// One binary instead of three: the programs share most of their packages, so
-// one link (and one ~100 MB file in the cache) instead of three saves minutes
+// One binary instead of five: the programs share most of their packages, so
+// one link (and one ~150 MB file in the cache) instead of five saves minutes
 // on a 2-core CI machine. Each subcommand is exactly the upstream main.
 // Built by scripts/build-tools.sh into the cache folder, never into the repo.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,13 +30,17 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 var commands = map[string]func() *cobra.Command{
 	"kube-apiserver":          apiserver.NewAPIServerCommand,
 	"kube-controller-manager": controllermanager.NewControllerManagerCommand,
 	"kube-scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
+	"kube-proxy":              proxy.NewProxyCommand,
+	"kubelet":                 func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
 }
 
 func main() {

@@ -1,0 +1,97 @@
+"""Images on the real node: no registry is reachable here, so every image a pod runs is
+built locally with the container engine (podman) and imported into the node's
+containerd (``podman save`` -> ``ctr images import``), under the exact name the pod
+spec uses.
+
+An import is cached in containerd's own store (the harness keeps it in the tool
+cache between runs): each imported image carries a label with the engine's image ID,
+and an image whose ID is unchanged is not imported again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from procs import HarnessError, Tools, run
+
+#: The label on an imported image that records which local build it came from.
+SOURCE_LABEL = "mindzoo.test/source-id"
+NAMESPACE = "k8s.io"  # the CRI plugin's containerd namespace
+
+
+def podman_env() -> dict[str, str]:
+    """podman with the project's engine settings (runc: crun refuses this host's hybrid cgroups)."""
+    from mindzoo.stack.engine import podman_env as project_env
+
+    return {**os.environ, **project_env()}
+
+
+def engine_image_id(tools: Tools, image: str) -> str:
+    proc = run([tools.podman, "image", "inspect", "--format", "{{.Id}}", image], f"finding image {image}",
+               check=False)
+    if proc.returncode != 0:
+        raise HarnessError(f"image {image} is not in the local container engine: build it first "
+                           f"(`make images` builds the CPU image)")
+    return proc.stdout.decode().strip()
+
+
+def build_pause(tools: Tools, name: str) -> None:
+    """The pod sandbox image: Kubernetes' pause program (built from its C source by
+    scripts/build-tools.sh), alone in an image, run as nobody."""
+    binary = tools.pause
+    with tempfile.TemporaryDirectory(prefix="mindzoo-pause-") as context:
+        (Path(context) / "pause").write_bytes(binary.read_bytes())
+        (Path(context) / "pause").chmod(0o755)
+        (Path(context) / "Containerfile").write_text(
+            'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n')
+        proc = subprocess.run([str(tools.podman), "build", "-q", "-t", name, context], capture_output=True,
+                              text=True, timeout=300, env=podman_env())
+        if proc.returncode != 0:
+            raise HarnessError(f"building the pause image {name} failed: {proc.stderr.strip()[-500:]}")
+
+
+class NodeImages:
+    """Imports local images into the node's containerd (``ctr`` against its socket)."""
+
+    def __init__(self, tools: Tools, socket: Path):
+        self.tools, self.socket = tools, socket
+
+    def _ctr(self, *args: str, what: str, **kwargs) -> subprocess.CompletedProcess:
+        return run([self.tools.ctr, "--address", str(self.socket), "--namespace", NAMESPACE, *args], what, **kwargs)
+
+    def imported_id(self, name: str) -> str | None:
+        """The local build an imported image came from (None when it is not imported)."""
+        listing = self._ctr("images", "ls", f"name=={name}", what=f"listing {name} in containerd").stdout.decode()
+        for line in listing.splitlines()[1:]:
+            for label in line.split()[-1].split(","):
+                key, _, value = label.partition("=")
+                if key == SOURCE_LABEL:
+                    return value
+        return None
+
+    def ensure(self, image: str, *, as_name: str | None = None) -> str:
+        """Make the engine's ``image`` available to pods as ``as_name`` (default: the same name);
+        import it only when containerd lacks that build. Returns the name."""
+        name = as_name or image
+        source_id = engine_image_id(self.tools, image)
+        if self.imported_id(name) == source_id:
+            return name
+        if name != image:
+            run([self.tools.podman, "tag", image, name], f"tagging {image} as {name}")
+        save = subprocess.Popen([str(self.tools.podman), "save", "--format", "docker-archive", name],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=podman_env())
+        try:
+            imported = subprocess.run([str(self.tools.ctr), "--address", str(self.socket), "--namespace", NAMESPACE,
+                                       "images", "import", "--digests", "-"], stdin=save.stdout,
+                                      capture_output=True, timeout=1800)
+        finally:
+            save.stdout.close()
+            save.wait(60)
+        if save.returncode != 0 or imported.returncode != 0:
+            err = (save.stderr.read() if save.returncode else imported.stderr).decode(errors="replace").strip()
+            raise HarnessError(f"importing {name} into the node's containerd failed: {err.splitlines()[-1:]}")
+        self._ctr("images", "label", name, f"{SOURCE_LABEL}={source_id}", what=f"labelling {name}")
+        return name

@@ -1,0 +1,149 @@
+"""`mindzoo launch train` on the real node: the Indexed Job's two worker pods start from the CPU image,
+find pod 0 through the headless Service and CoreDNS, train the digits as one data-parallel job (MindSpore's
+dynamic cluster, or torchrun's variables with gloo), and publish to the chart's in-cluster MinIO. The test
+reads every rank's weight digest from MinIO itself and compares them.
+
+The launcher runs here, as the chart's pipeline ServiceAccount (a real token), exactly as in a KFP task pod.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mindzoo.datasets import DIGITS_TRAINING
+
+pytestmark = [pytest.mark.control, pytest.mark.cluster, pytest.mark.realnode, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTROL = ROOT / ".venv-control" / "bin" / "mindzoo"
+RUNTIME = ROOT / ".venv" / "bin" / "mindzoo"
+BUCKET = "mindzoo"
+
+
+def _minio(real_release):
+    from minio import Minio
+
+    m = real_release["minio"]
+    return Minio(m["endpoint"], m["access_key"], m["secret_key"], secure=False)
+
+
+def _store_env(real_release) -> dict[str, str]:
+    m = real_release["minio"]
+    return {**os.environ, "MINDZOO_S3_ENDPOINT": m["endpoint"], "AWS_ACCESS_KEY_ID": m["access_key"],
+            "AWS_SECRET_ACCESS_KEY": m["secret_key"], "MINDZOO_STATE_DIR": "/nonexistent-no-local-stack"}
+
+
+@pytest.fixture(scope="module")
+def digits(real_release, tmp_path_factory) -> str:
+    """The bundled digits, converted by the real preprocess step into the in-cluster MinIO; its s3:// prefix."""
+    folder = tmp_path_factory.mktemp("digits")
+    env = _store_env(real_release)
+    for argv in (["datasets", "make-digits", "--format", "cifar10", str(folder / "src")],
+                 ["preprocess", "--source", str(folder / "src"), "--output", f"s3://{BUCKET}/datasets",
+                  "--no-tracking-enabled"]):
+        proc = subprocess.run([str(RUNTIME), *argv], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    keys = [o.object_name for o in _minio(real_release).list_objects(BUCKET, "datasets/", recursive=True)]
+    return f"s3://{BUCKET}/" + next(k.rsplit("/", 1)[0] for k in keys if k.endswith("manifest.json"))
+
+
+@pytest.fixture(scope="module")
+def as_pipeline_sa(real_cluster, real_release, tmp_path_factory) -> Path:
+    """A kubeconfig holding a real token of the chart's pipeline ServiceAccount."""
+    ns, sa = real_release["namespace"], real_release["service_account"]
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7200}}
+    token = real_cluster.core().create_namespaced_service_account_token(sa, ns, request).status.token
+    path = tmp_path_factory.mktemp("sa") / "kubeconfig"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "real", "cluster": {"server": real_cluster.server,
+                                                 "certificate-authority": str(real_cluster.pki / "ca.crt")}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "real", "user": "sa", "namespace": ns}}]}))
+    return path
+
+
+def launch(real_release, kubeconfig: Path, dataset: str, run_id: str, *extra: str,
+           steps: int = 4) -> subprocess.Popen:
+    from components.images import CPU
+
+    pools = {"cpu": {"image": CPU}}
+    argv = [str(CONTROL), "launch", "train", "--dataset", dataset, "--output", f"s3://{BUCKET}/runs",
+            "--run-id", run_id, *DIGITS_TRAINING.argv(epochs=False), "--set", "epochs=1",
+            "--steps-per-epoch", str(steps), "--no-final-eval", "--no-tracking-enabled", "--device", "cpu",
+            "--launch-nodes", "2", "--launch-pools", json.dumps(pools), "--launch-s3-secret", "mindzoo-minio",
+            "--launch-cpu", "100m", "--launch-memory", "3Gi", "--launch-timeout", "900", *extra]
+    env = {**_store_env(real_release), "KUBECONFIG": str(kubeconfig)}
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def rank_digests(real_release, run_id: str) -> list[dict]:
+    client = _minio(real_release)
+    prefix = f"runs/{run_id}/launch/ranks/"
+    return [json.loads(client.get_object(BUCKET, o.object_name).read())
+            for o in sorted(client.list_objects(BUCKET, prefix), key=lambda o: o.object_name)]
+
+
+def left_behind(real_cluster, ns: str, run_id: str) -> list[str]:
+    from mindzoo.launcher.train import job_name
+
+    name = job_name(run_id)
+    jobs = [j.metadata.name for j in real_cluster.batch().list_namespaced_job(ns).items if j.metadata.name == name]
+    services = [s.metadata.name for s in real_cluster.core().list_namespaced_service(ns).items
+                if s.metadata.name == name]
+    pods = [p.metadata.name for p in real_cluster.core().list_namespaced_pod(
+        ns, label_selector=f"mindzoo.io/launch={name}").items]
+    return jobs + services + pods
+
+
+@pytest.mark.parametrize("engine", ["mindspore", "torch"])
+def test_two_pods_train_as_one_job_with_identical_weights(real_cluster, real_release, as_pipeline_sa, digits, engine):
+    run_id = f"two-pods-{engine}"
+    proc = launch(real_release, as_pipeline_sa, digits, run_id, "--engine", engine)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-4000:] + real_cluster.diagnostics()
+    ranks = rank_digests(real_release, run_id)
+    assert [r["rank"] for r in ranks] == [0, 1], ranks
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"] and len(ranks[0]["weights_sha256"]) == 64
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 4
+    assert "2 ranks finished with identical weights" in err
+    model = [o.object_name for o in _minio(real_release).list_objects(BUCKET, f"runs/{run_id}/model/")]
+    assert model, f"rank 0 published no model under runs/{run_id}/model/"
+    ns = real_release["namespace"]
+    assert real_cluster.wait_for("the launch's objects to go", lambda: not left_behind(real_cluster, ns, run_id), 120)
+
+
+def test_killing_a_worker_pod_fails_the_launch_naming_its_rank(real_cluster, real_release, as_pipeline_sa, digits):
+    from mindzoo.launcher.train import job_name
+
+    run_id = "killed-worker"
+    ns, name = real_release["namespace"], job_name(run_id)
+    core = real_cluster.core()
+    proc = launch(real_release, as_pipeline_sa, digits, run_id, steps=100000)
+
+    def training() -> bool:  # both pods running and rank 0 past its first step
+        pods = core.list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
+        if len(pods) != 2 or any(p.status.phase != "Running" for p in pods):
+            return False
+        pod0 = next(p for p in pods if p.metadata.annotations.get("batch.kubernetes.io/job-completion-index") == "0")
+        return "step" in core.read_namespaced_pod_log(pod0.metadata.name, ns, tail_lines=20)
+
+    try:
+        real_cluster.wait_for("both workers training", training, 600, 2)
+        victim = next(p for p in core.list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
+                      if p.metadata.annotations.get("batch.kubernetes.io/job-completion-index") == "1")
+        core.delete_namespaced_pod(victim.metadata.name, ns, grace_period_seconds=0)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in err, err[-3000:]
+    assert lines[-1].startswith("error: ") and "worker 1" in lines[-1], lines[-1]
+    assert real_cluster.wait_for("the failed launch's objects to go", lambda: not left_behind(real_cluster, ns, run_id),
+                                 120)
