@@ -253,6 +253,8 @@ def _wait_for(proc, text, timeout=300) -> str:
     (("--model", "googlenet", "--set", "data.train.hflip=2"), "train.data.train.hflip: must be a probability"),
     (("--recipe", "googlenet_imagenet"), "has 10 classes but recipe googlenet_imagenet trains 1000: "
                                          "pass --set num_classes=10"),
+    (("--recipe", "googlenet_cifar10", "--set", "data.train.crop_size=48,data.train.padding=4"),
+     "as small as 32x32 px, but the recipe crops 48 px after padding 4 px; set data.train.crop_size to at most 40"),
 ])
 def test_bad_inputs_fail_with_one_error_line(stack, dataset, args, message):
     proc = train(stack, dataset, *args, "--no-tracking-enabled", check=False, timeout=300)
