@@ -278,3 +278,25 @@ def test_a_run_refuses_a_checkpoint_of_another_model(stack, dataset, digits_run)
     proc = train(stack, dataset, "--model", "resnet50", "--set", "num_classes=10", "--run-id", "digits",
                  "--no-tracking-enabled", check=False, timeout=300)
     assert "trains 'googlenet', not 'resnet50'" in one_error_line(proc)
+
+
+def test_a_train_only_dataset_trains_without_evaluation_and_evaluate_says_why(stack, dataset, tmp_path):
+    import re
+
+    from mindzoo.storage import MANIFEST, S3Uri, Storage
+
+    raw = tmp_path / "cifar"
+    digits.make(DigitsConfig(format="cifar10"), raw)
+    (raw / "test_batch.bin").unlink()
+    stack.cli("preprocess", "--source", str(raw), "--output", f"s3://{BUCKET}/train-only", "--train-only",
+              "--no-tracking-enabled", env="runtime")
+    key = next(k for k in Storage.connect().list(S3Uri(BUCKET, "train-only")) if k.endswith(MANIFEST))
+    data = {"uri": f"s3://{BUCKET}/{key.rsplit('/', 1)[0]}", "bucket": BUCKET}
+    proc = train(stack, data, "--model", "googlenet", "--input-size", "16", "--mode", "pynative", "--set",
+                 "epochs=1,batch_size=4,num_classes=10", "--steps-per-epoch", "2", "--run-id", "train-only",
+                 "--no-tracking-enabled")
+    assert "has no validation split (--train-only): no evaluation" in proc.stderr and "top-1" not in proc.stderr
+    model = re.search(r"model: (s3://\S+)", proc.stderr).group(1)
+    scored = stack.cli("evaluate", "--checkpoint", model, "--dataset", data["uri"], "--no-tracking-enabled",
+                       env="runtime", check=False, timeout=300)
+    assert "has no 'val' split (it was published without a validation split" in one_error_line(scored)
