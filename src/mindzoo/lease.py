@@ -66,10 +66,15 @@ class UploadLease:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.store.delete(self.uri)
+        try:
+            self.store.delete(self.uri)
+        except StorageError:
+            if exc_type is None:
+                raise
+            # the upload's own error says more; the lease goes stale after TTL
 
     @classmethod
     def scan(cls, store: Any, prefix: Any) -> dict[str, bool]:

@@ -91,6 +91,6 @@ def fetch_file(storage: Any, uri: S3Uri, folder: Path) -> Path:
     """One object (a label file) into ``folder``; a missing object is a DataError."""
     if not storage.exists(uri):
         raise DataError(f"{uri} does not exist")
-    path = folder / Path(uri.key).name
+    path = safepath.inside(folder, Path(uri.key).name, str(uri))
     storage.download_file(uri, path)
     return path
