@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from mindzoo.config import DigitsConfig
-from mindzoo.data import hashing, labels, sources
+from mindzoo.data import hashing, labels, manifest, sources
 from mindzoo.data.cifar import CLASS_NAMES as CIFAR_NAMES
 from mindzoo.datasets import digits
 from mindzoo.errors import DataError
@@ -176,3 +176,6 @@ def test_train_only_cifar_needs_the_flag(raw, tmp_path):
     with pytest.raises(DataError, match="test_batch.bin missing .*pass --train-only"):
         sources.scan(src)
     assert list(sources.scan(src, train_only=True).splits) == ["train"]
+    with pytest.raises(DataError, match=r"dataset d has no 'val' split \(it was published without a validation "
+                                        r"split, --train-only\) \(it has train\)"):
+        manifest.shard_paths(tmp_path, {"name": "d", "splits": {"train": {"shards": []}}}, "val")

@@ -280,9 +280,7 @@ def test_a_run_refuses_a_checkpoint_of_another_model(stack, dataset, digits_run)
     assert "trains 'googlenet', not 'resnet50'" in one_error_line(proc)
 
 
-def test_a_train_only_dataset_trains_without_evaluation_and_evaluate_says_why(stack, dataset, tmp_path):
-    import re
-
+def test_a_train_only_dataset_trains_without_evaluation(stack, dataset, tmp_path):
     from mindzoo.storage import MANIFEST, S3Uri, Storage
 
     raw = tmp_path / "cifar"
@@ -296,7 +294,4 @@ def test_a_train_only_dataset_trains_without_evaluation_and_evaluate_says_why(st
                  "epochs=1,batch_size=4,num_classes=10", "--steps-per-epoch", "2", "--run-id", "train-only",
                  "--no-tracking-enabled")
     assert "has no validation split (--train-only): no evaluation" in proc.stderr and "top-1" not in proc.stderr
-    model = re.search(r"model: (s3://\S+)", proc.stderr).group(1)
-    scored = stack.cli("evaluate", "--checkpoint", model, "--dataset", data["uri"], "--no-tracking-enabled",
-                       env="runtime", check=False, timeout=300)
-    assert "has no 'val' split (it was published without a validation split" in one_error_line(scored)
+    assert "model: s3://" in proc.stderr  # evaluate's message on such a dataset: tests/data/test_data_sources.py
