@@ -344,7 +344,8 @@ class Storage:
         keep = keep or current
         if keep is None:
             return 0
-        used = {keep.version, also_keep, current.version if current else None} | {v for v, live in leases.items() if live}
+        used = {keep.version, also_keep, current.version if current else None}
+        used |= {v for v, live in leases.items() if live}
         stale = []
         for key in self.list(prefix):
             rest = key[len(base):]

@@ -19,16 +19,24 @@ from mindzoo.archs import DataConfig
 from mindzoo.errors import DataError
 
 
-def check(info: dict[str, Any], cfg: DataConfig, splits: tuple[str, ...], key: str = "data") -> None:
-    """One DataError line naming the setting to change if ``splits`` of ``info`` cannot go through ``cfg``.
+def check(info: dict[str, Any], cfg: DataConfig, *, train_splits: tuple[str, ...] = (),
+          eval_splits: tuple[str, ...] = (), key: str = "data") -> None:
+    """One DataError line naming the setting to change if a split of ``info`` cannot go through ``cfg``.
 
-    ``splits``: the ones this step reads with train transforms (``train``) or eval ones (anything else).
-    ``key``: the dotted prefix under which the step's flags set the data config.
+    ``train_splits`` / ``eval_splits``: the splits this step reads with the train / the eval transforms (evaluate
+    reads even the train split with eval transforms). ``key``: the dotted prefix under which the
+    step's flags set the data config.
     """
-    for split in splits:
-        size = info.get("splits", {}).get(split, {}).get("image_size") or {}
-        if size and split == "train":
+    for split in train_splits:
+        size = _size(info, split)
+        if size:
             _train_fits(info, cfg, size, key)
+    for split in eval_splits:
+        _size(info, split)  # resize, then center crop: any recorded size fits (see the module docstring)
+
+
+def _size(info: dict[str, Any], split: str) -> dict[str, Any]:
+    return info.get("splits", {}).get(split, {}).get("image_size") or {}
 
 
 def _train_fits(info: dict[str, Any], cfg: DataConfig, size: dict[str, Any], key: str) -> None:

@@ -197,7 +197,7 @@ def score_checkpoint(cfg: Any, storage: Any, work: Path) -> Scored:
     size = cfg.input_size or int(identity.get("input_size") or base.input_size)
     data_cfg = apply_data_overrides(base if size == base.input_size else base.at_size(size),
                                     identity.get("data_overrides") or {}, "evaluate.checkpoint.data")
-    fit.check(info, data_cfg, (cfg.split,), "evaluate.checkpoint.data")
+    fit.check(info, data_cfg, eval_splits=(cfg.split,), key="evaluate.checkpoint.data")
     engine = _engine_of(identity, cfg.device)
     backend = create_backend(engine, device=cfg.device, mode=cfg.mode, threads=cfg.threads,
                              data_workers=cfg.data_workers)

@@ -194,7 +194,7 @@ def plan_training(cfg: Any, storage: Any) -> TrainPlan:
     size = cfg.input_size or base.input_size
     data_cfg = apply_data_overrides(base if size == base.input_size else base.at_size(size), data_overrides)
     local, info = load_dataset(cfg.dataset, storage, cfg.cache_dir)
-    fit.check(info, data_cfg, ("train", "val"))  # one line naming the key, not a pipeline traceback later
+    fit.check(info, data_cfg, train_splits=("train",), eval_splits=("val",))  # one line, not a pipeline traceback
     if int(info["num_classes"]) != recipe.num_classes:
         raise DataError(f"dataset {info.get('name', cfg.dataset)} has {info['num_classes']} classes but recipe "
                         f"{recipe.name} trains {recipe.num_classes}: pass --set num_classes={info['num_classes']}")
