@@ -66,7 +66,6 @@ def download(storage: Any, uri: S3Uri, objects: list[RemoteObject], cache: Path,
             shutil.rmtree(old, ignore_errors=True)
     staging = cache / f".{dest.name}.{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    done.unlink(missing_ok=True)
     try:
         targets = {o.rel: safepath.inside(staging, o.rel, f"object s3://{uri.bucket}/{o.key}") for o in objects}
 
@@ -76,9 +75,16 @@ def download(storage: Any, uri: S3Uri, objects: list[RemoteObject], cache: Path,
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, objects))
-        shutil.rmtree(dest, ignore_errors=True)
-        staging.rename(dest)
-        done.touch()  # a crash before this only costs a second download
+        # A concurrent run of the same source may have finished first (same listing, same
+        # content): its folder is kept, as it may be converting from it right now.
+        if not (done.exists() and dest.is_dir()):
+            shutil.rmtree(dest, ignore_errors=True)  # a killed run's copy that never got its marker
+            try:
+                staging.rename(dest)
+            except OSError:  # the other run renamed its copy in between
+                if not dest.is_dir():
+                    raise
+            done.touch()  # a crash before this only costs a second download
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
