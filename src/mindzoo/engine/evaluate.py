@@ -179,9 +179,9 @@ class Scored:
 def score_checkpoint(cfg: Any, storage: Any, work: Path) -> Scored:
     """Load ``cfg.checkpoint`` into its model and score it on ``cfg.split`` of ``cfg.dataset``."""
     from mindzoo.archs import get_data_config
+    from mindzoo.data import fit
     from mindzoo.engine import checkpoint as ckpt
     from mindzoo.engine import create_backend
-    from mindzoo.data import fit
     from mindzoo.engine.plan import apply_data_overrides, load_dataset
 
     folder = ckpt.local_checkpoint(cfg.checkpoint, storage, work)
