@@ -49,8 +49,10 @@ def step(task: dsl.PipelineTask, cfg: PipelineConfig, *, io_bound: bool = False,
     if io_bound and cfg.retries:
         # Object-store hiccups and evicted pods; the steps resume or reuse what was published.
         task.set_retry(cfg.retries, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s")
-    # Only preprocess is cached (its output is content-addressed anyway); a silently cached
-    # train would skip training with the same parameters on changed code or data.
+    # KFP's cache key is the task's parameters, not the content behind a URI: a cached preprocess
+    # would hand back the old dataset after files changed under the same source prefix. The steps
+    # cache by content themselves (preprocess reuses a published hash in seconds), so KFP caches
+    # nothing by default; a silently cached train would skip training on changed code or data.
     task.set_caching_options(enable_caching=cached)
     if name:
         task.set_display_name(name)

@@ -102,7 +102,7 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
         """
         conn = {"s3_endpoint": s3_endpoint, "mlflow_uri": mlflow_uri, **({"cache_dir": cache} if cache else {})}
         prep = tasks.step(preprocess(source=source, output=datasets_root, **conn), cfg, io_bound=True,
-                             cached=True)
+                             cached=False)
         data = prep.outputs["dataset"]
         run = {"dataset": data, "recipe": recipe, "model": model, "set": overrides, "output": runs_root,
                "workers": workers, "input_size": input_size, "steps_per_epoch": steps_per_epoch, **conn}

@@ -44,7 +44,7 @@ def preprocess(
         source: Raw dataset: an s3:// prefix (or a path inside the container).
         dataset: A pointer to the published dataset's s3:// prefix; metadata = location, counts, content hash.
         report: The data report (class counts, imbalance, quarantined images, image sizes).
-        format: auto | cifar10 | imagefolder | flat.
+        format: auto | cifar10 | cifar100 | imagefolder | flat.
         label_file: Label file of a flat val folder (`<stem>:<label>` lines or imagenet_label.json).
         output: s3:// root of converted datasets (default s3://mindzoo/datasets).
         name: Dataset name recorded in the manifest.

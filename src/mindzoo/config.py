@@ -89,6 +89,9 @@ def _default_workers() -> int:
     return max(1, min(8, cpus))
 
 
+MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: above it Pillow warns of a decompression bomb
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """Convert a raw dataset (CIFAR-10 binaries or an ImageNet folder) to MindRecord shards in MinIO.
@@ -98,8 +101,13 @@ class PreprocessConfig:
     """
 
     source: str = option(help="Raw dataset: a local folder or an s3:// prefix")
-    format: Literal["auto", "cifar10", "imagefolder", "flat"] = option(
-        "auto", help="Source layout; auto detects CIFAR-10 binaries, train/ + val/ class folders, or a flat folder")
+    format: Literal["auto", "cifar10", "cifar100", "imagefolder", "flat"] = option(
+        "auto", help="Source layout; auto detects CIFAR-10/CIFAR-100 binaries, train/ + val/ class folders, "
+                     "or a flat folder")
+    cifar100_labels: Literal["fine", "coarse"] = option(
+        "fine", help="CIFAR-100 labels: fine (100 classes, fine_label_names.txt) or coarse (20 superclasses)")
+    train_only: bool = option(False, help="Allow a dataset without a val split (e.g. CIFAR without its test "
+                                          "batch); train and evaluate then say there is no validation split")
     label_file: str = option("", help="Labels of a flat val folder: `<stem>:<label>` lines or imagenet_label.json "
                                       "{file: index} (local path or s3://; default: found next to the images)")
     output: str = option("s3://mindzoo/datasets",
@@ -113,7 +121,9 @@ class PreprocessConfig:
         "header", help="header: parse headers and require JPEG end markers (PNG/BMP are decoded); "
                        "decode: decode every image too (about 3x slower conversion)")
     max_bad_fraction: float = option(0.001, help="Fail if more than this fraction of images is quarantined "
-                                                 "(unreadable, truncated or undecodable)")
+                                                 "(unreadable, truncated, undecodable or too large)")
+    max_pixels: int = option(MAX_PIXELS, help="Quarantine images of more than this many pixels (width x height; "
+                                              "default: Pillow's decompression-bomb warning limit). 0: no limit")
     store_size: int = option(0, help="Re-encode images whose short side exceeds this as JPEG at this short side "
                                      "(FFCV-style; faster training input). 0 keeps the original bytes, as the recipes")
     store_quality: int = option(90, help="JPEG quality of images re-encoded for --store-size")
@@ -132,6 +142,7 @@ class PreprocessConfig:
         check(0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]")
         check(self.store_size == 0 or self.store_size >= 32, "store_size", "must be 0 (keep) or >= 32")
         check(1 <= self.store_quality <= 100, "store_quality", "must be in 1..100")
+        check(self.max_pixels >= 0, "max_pixels", "must be >= 0 (0: no limit)")
 
 
 _RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

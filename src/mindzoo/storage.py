@@ -30,8 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mindzoo import safepath
 from mindzoo.config import StorageConfig
 from mindzoo.errors import StorageError
+from mindzoo.lease import UploadLease
 
 T = TypeVar("T")
 MANIFEST = "MANIFEST.json"
@@ -67,6 +69,7 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    modified: float = 0.0  # last modification, seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,37 @@ class Manifest:
         return json.dumps(body, indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        data = json.loads(text)
-        if data.get("format") != MANIFEST_FORMAT:
-            raise StorageError(f"unknown manifest format {data.get('format')!r}")
-        return cls(data["uri"], data["version"], data["files"], data.get("meta", {}), data.get("created", ""))
+    def from_json(cls, text: str, where: str = MANIFEST) -> Manifest:
+        """Parse and validate: every path, key, size, hash and the version are checked (see safepath)."""
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise StorageError(f"{where}: not valid JSON ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            raise StorageError(f"{where}: unknown manifest format "
+                               f"{data.get('format') if isinstance(data, dict) else data!r}")
+        files = data.get("files")
+        if not isinstance(files, dict):
+            raise StorageError(f"{where}: 'files' is not a mapping")
+        for rel, entry in files.items():
+            _check_entry(rel, entry, where)
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise StorageError(f"{where}: 'meta' is not a mapping")
+        return cls(str(data.get("uri", "")), safepath.version(data.get("version"), where), files, meta,
+                   str(data.get("created", "")))
+
+
+def _check_entry(rel: object, entry: object, where: str) -> None:
+    name = f"{where}: file {rel!r}"
+    safepath.relpath(rel, where)
+    if not isinstance(entry, dict):
+        raise StorageError(f"{name}: entry is not a mapping")
+    safepath.relpath(entry.get("key"), f"{name}: object key")
+    size = entry.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise StorageError(f"{name}: size {size!r} is not a byte count")
+    safepath.hexdigest(entry.get("sha256"), f"{name}: sha256", 64)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -222,7 +251,8 @@ class Storage:
         """Objects under ``prefix`` with size and ETag (folders left out)."""
         key = prefix.key + "/" if prefix.key else ""
         return self._call(f"list {prefix}", lambda: [
-            ObjectInfo(o.object_name, int(o.size or 0), (o.etag or "").strip('"'))
+            ObjectInfo(o.object_name, int(o.size or 0), (o.etag or "").strip('"'),
+                       o.last_modified.timestamp() if o.last_modified else 0.0)
             for o in self.client.list_objects(prefix.bucket, prefix=key, recursive=recursive) if not o.is_dir])
 
     def delete(self, uri: S3Uri) -> None:
@@ -250,37 +280,45 @@ class Storage:
 
     def publish(self, local: Path, prefix: S3Uri, meta: dict[str, Any] | None = None,
                 progress: bool = False) -> Manifest:
-        """Upload ``local`` as a new version of ``prefix``; the manifest goes last."""
-        version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
-        previous = self.read_manifest(prefix)
-        files = self.upload_dir(local, prefix.join(f"v-{version}"), progress=progress)
-        manifest = Manifest(str(prefix), version, files, dict(meta or {}),
-                            datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        self.put_bytes(manifest.to_json().encode(), prefix.join(MANIFEST), "application/json")
-        # The replaced version stays one generation, so a reader already fetching it finishes;
-        # unreferenced folders (killed uploads, older generations) go.
-        self.gc(prefix, keep=manifest, also_keep=previous.version if previous else None)
+        """Upload ``local`` as a new version of ``prefix``; the manifest goes last.
+
+        The upload holds a lease (see :mod:`mindzoo.lease`) until its cleanup is done, so a
+        concurrent publish of the same prefix never collects it.
+        """
+        # Microseconds: versions sort by start time, which is what "older" means to gc.
+        version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
+        with UploadLease(self, prefix, version):
+            files = self.upload_dir(local, prefix.join(f"v-{version}"), progress=progress)
+            manifest = Manifest(str(prefix), version, files, dict(meta or {}),
+                                datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            previous = self.read_manifest(prefix)  # read last: another writer may have published meanwhile
+            self.put_bytes(manifest.to_json().encode(), prefix.join(MANIFEST), "application/json")
+            # The replaced version stays one generation, so a reader already fetching it finishes;
+            # older unreferenced folders (killed uploads, older generations) go.
+            self.gc(prefix, keep=manifest, also_keep=previous.version if previous else None)
         return manifest
 
     def read_manifest(self, prefix: S3Uri) -> Manifest | None:
-        """The published manifest under ``prefix``, or None if nothing is published."""
+        """The published manifest under ``prefix`` (validated), or None if nothing is published."""
         uri = prefix.join(MANIFEST)
         if not self.exists(uri):
             return None
-        return Manifest.from_json(self.get_bytes(uri).decode())
+        return Manifest.from_json(self.get_bytes(uri).decode(errors="replace"), str(uri))
 
     def fetch(self, prefix: S3Uri, local: Path, progress: bool = False) -> Manifest:
         """Download a published folder into ``local`` (replaced atomically), checksums verified."""
         manifest = self.read_manifest(prefix)
         if manifest is None:
             raise StorageError(f"nothing published at {prefix} (no {MANIFEST})")
+        where = str(prefix.join(MANIFEST))
         staging = Path(tempfile.mkdtemp(dir=local.parent if local.parent.exists() else None,
                                         prefix=f".{local.name}."))
         try:
+            targets = {rel: safepath.inside(staging, rel, where) for rel in manifest.files}  # all, before any write
             total = sum(int(e["size"]) for e in manifest.files.values())
             with _progress(progress, total, f"download {prefix}") as bar:
                 for rel, entry in sorted(manifest.files.items()):
-                    self.download_file(S3Uri(prefix.bucket, entry["key"]), staging / rel, entry["sha256"])
+                    self.download_file(S3Uri(prefix.bucket, entry["key"]), targets[rel], entry["sha256"])
                     bar.update(int(entry["size"]))
             (staging / MANIFEST).write_text(manifest.to_json())
             staging.chmod(0o755)  # mkdtemp makes it private; containers may read it as another user
@@ -293,12 +331,30 @@ class Storage:
         return manifest
 
     def gc(self, prefix: S3Uri, keep: Manifest | None = None, also_keep: str | None = None) -> int:
-        """Delete version folders under ``prefix`` other than the manifest's (and ``also_keep``)."""
-        keep = keep or self.read_manifest(prefix)
+        """Delete version folders under ``prefix`` older than ``keep``'s that nothing uses.
+
+        Kept: ``keep``, ``also_keep``, whatever the manifest names now, every version newer
+        than ``keep`` and every version whose writer holds a live lease. Leases are listed
+        before the manifest is read: a writer drops its lease only after its manifest is
+        written, so its version is seen one way or the other.
+        """
         base = f"{prefix.key}/" if prefix.key else ""
-        live = tuple(f"{base}v-{v}/" for v in (keep.version if keep else None, also_keep) if v)
-        # Only this prefix's own version folders: a nested published prefix keeps its own.
-        stale = [k for k in self.list(prefix) if k[len(base):].startswith("v-") and not k.startswith(live)]
+        leases = UploadLease.scan(self, prefix)
+        current = self.read_manifest(prefix)
+        keep = keep or current
+        if keep is None:
+            return 0
+        used = {keep.version, also_keep, current.version if current else None}
+        used |= {v for v, live in leases.items() if live}
+        stale = []
+        for key in self.list(prefix):
+            rest = key[len(base):]
+            # Only this prefix's own version folders: a nested published prefix keeps its own.
+            if rest.startswith("v-") and "/" in rest:
+                version = rest[2:].split("/", 1)[0]
+                if version not in used and version < keep.version:
+                    stale.append(key)
+        stale += [UploadLease.key(prefix, v) for v, live in leases.items() if not live and v < keep.version]
         for key in stale:
             self.delete(S3Uri(prefix.bucket, key))
         return len(stale)

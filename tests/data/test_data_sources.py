@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from mindzoo.config import DigitsConfig
-from mindzoo.data import hashing, labels, sources
+from mindzoo.data import hashing, labels, manifest, sources
 from mindzoo.data.cifar import CLASS_NAMES as CIFAR_NAMES
 from mindzoo.datasets import digits
 from mindzoo.errors import DataError
@@ -46,7 +46,7 @@ def test_imagefolder_classes_follow_sorted_folder_order(raw, tmp_path):
 def test_cifar_records_names_and_nested_recipe_layout(raw, tmp_path):
     plan = sources.scan(raw / "cifar10")
     assert plan.classes == digits.CLASS_NAMES  # from batches.meta.txt
-    assert plan.splits["train"][0].file_id == "data_batch_1.bin:0" and plan.splits["val"][3].offset == 3 * 3073
+    assert plan.splits["train"][0].file_id == "data_batch_1.bin:0" and plan.splits["val"][3].offset == 3 * 3073 + 1
     nested = tmp_path / "cifar"
     (nested / "cifar-10-batches-bin").mkdir(parents=True)
     (nested / "cifar-10-verify-bin").mkdir()
@@ -122,7 +122,60 @@ def test_listing_digest_changes_with_content_not_with_order():
     assert a == hashing.listing_digest([("b", 2, 6), ("a", 1, 5)])
     assert a != hashing.listing_digest([("a", 1, 5), ("b", 3, 6)])
     base = dict(fmt="cifar10", shard_size=2048, num_shards=0, verify="decode", store_size=0, store_quality=90,
-                seed=0, label_file_sha256="")
+                seed=0, label_file_sha256="", max_pixels=1000, labels="")
     assert hashing.settings(**base) == hashing.settings(**{**base, "store_quality": 50})  # unused without resizing
-    assert hashing.content_hash(a, hashing.settings(**base)) != hashing.content_hash(
-        a, hashing.settings(**{**base, "store_size": 256}))
+    for change in ({"store_size": 256}, {"max_pixels": 0}, {"labels": "coarse"}):
+        assert hashing.content_hash(a, hashing.settings(**base)) != hashing.content_hash(
+            a, hashing.settings(**{**base, **change}))
+
+
+def test_system_junk_is_skipped_and_listed_other_files_are_not(raw, tmp_path):
+    src = tmp_path / "tree"
+    shutil.copytree(raw / "imagefolder", src)
+    cls = src / "train" / digits.synset(0)
+    junk = [src / ".DS_Store", src / "train" / "Thumbs.db", cls / "._0001.JPEG", cls / "desktop.ini",
+            src / "val" / ".hidden" / "x.JPEG"]
+    for path in junk:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"junk")
+    plan = sources.scan(src)
+    assert plan.total == 1797 and all(not it.path.startswith(".") for it in plan.splits["val"])
+    assert set(plan.skipped) == {".DS_Store", "train/Thumbs.db", f"train/{digits.synset(0)}/._0001.JPEG",
+                                 f"train/{digits.synset(0)}/desktop.ini", "val/.hidden/"}
+    assert sources.scan(src).listing == sources.scan(raw / "imagefolder").listing  # junk leaves the hash alone
+
+
+def _cifar100(folder, records=6, meta=True):
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("train.bin", "test.bin"):
+        rec = rng.integers(0, 256, (records, 3074), dtype=np.uint8)
+        rec[:, 0], rec[:, 1] = np.arange(records) % 20, np.arange(records) * 7 % 100
+        (folder / name).write_bytes(rec.tobytes())
+    if meta:
+        (folder / "fine_label_names.txt").write_text("".join(f"fine{i}\n" for i in range(100)))
+        (folder / "coarse_label_names.txt").write_text("".join(f"coarse{i}\n" for i in range(20)))
+
+
+def test_cifar100_binary_layout_fine_by_default_or_coarse(tmp_path):
+    _cifar100(tmp_path / "c" / "cifar-100-binary")
+    plan = sources.scan(tmp_path / "c")
+    assert plan.format == "cifar100" and len(plan.classes) == 100 and plan.classes[7] == "fine7"
+    assert [it.label for it in plan.splits["train"]] == [0, 7, 14, 21, 28, 35]
+    assert plan.splits["val"][2].offset == 2 * 3074 + 2  # pixels start after the two label bytes
+    coarse = sources.scan(tmp_path / "c", cifar100_labels="coarse")
+    assert coarse.classes[3] == "coarse3" and [it.label for it in coarse.splits["train"]] == [0, 1, 2, 3, 4, 5]
+
+
+def test_train_only_cifar_needs_the_flag(raw, tmp_path):
+    src = tmp_path / "c"
+    shutil.copytree(raw / "cifar10", src)
+    (src / "test_batch.bin").unlink()
+    with pytest.raises(DataError, match="test_batch.bin missing .*pass --train-only"):
+        sources.scan(src)
+    assert list(sources.scan(src, train_only=True).splits) == ["train"]
+    with pytest.raises(DataError, match=r"dataset d has no 'val' split \(it was published without a validation "
+                                        r"split, --train-only\) \(it has train\)"):
+        manifest.shard_paths(tmp_path, {"name": "d", "splits": {"train": {"shards": []}}}, "val")

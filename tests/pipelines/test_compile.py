@@ -154,7 +154,7 @@ def test_the_distributed_branch_launches_worker_pods_on_the_device_pool(tmp_path
     assert condition  # train's four branches are one If/Elif/Else group merged by OneOf
 
 
-def test_caching_only_on_preprocess_and_retries_on_io_bound_steps(tmp_path):
+def test_no_task_is_cached_by_kfp_and_io_bound_steps_retry(tmp_path):
     spec, _, _ = compile_docs("train", tmp_path)
     tasks = {}
 
@@ -165,7 +165,7 @@ def test_caching_only_on_preprocess_and_retries_on_io_bound_steps(tmp_path):
 
     walk(spec["root"]["dag"])
     cached = {n for n, ts in tasks.items() if any(t.get("cachingOptions", {}).get("enableCache") for t in ts)}
-    assert cached == {"preprocess"}
+    assert cached == set()  # preprocess caches by content itself (tests/steps/test_preprocess.py)
     retried = {re.sub(r"-[0-9]+$", "", n) for n, ts in tasks.items() if all("retryPolicy" in t for t in ts)}
     assert retried == {"preprocess", "export", "infer310"}
     assert tasks["preprocess"][0]["retryPolicy"]["maxRetryCount"] == 2

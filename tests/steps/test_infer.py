@@ -42,3 +42,14 @@ def test_infer_from_minio_publishes_results_and_logs_metrics(stack, bucket, tmp_
     run = client.search_runs([exp.experiment_id], max_results=1)[0]
     assert run.data.metrics["infer/images"] == 50 and "infer/latency_p99_ms" in run.data.metrics
     assert run.data.tags["runtime"].startswith("mindspore")
+
+
+def test_model_cache_is_keyed_by_bucket_and_key(tmp_path):
+    from mindzoo.steps.infer import model_cache
+    from mindzoo.storage import S3Uri
+
+    paths = {model_cache(tmp_path, S3Uri.parse(u)) for u in
+             ("s3://a/runs/x/export", "s3://b/runs/x/export", "s3://a/runs_x/export", "s3://a/runs/x_export")}
+    assert len(paths) == 4  # neither another store's same key nor a key that flattens alike shares a copy
+    assert all(p.parent == tmp_path / "models" for p in paths)
+    assert model_cache(tmp_path, S3Uri.parse("s3://a/../../etc")).parent == tmp_path / "models"

@@ -253,6 +253,8 @@ def _wait_for(proc, text, timeout=300) -> str:
     (("--model", "googlenet", "--set", "data.train.hflip=2"), "train.data.train.hflip: must be a probability"),
     (("--recipe", "googlenet_imagenet"), "has 10 classes but recipe googlenet_imagenet trains 1000: "
                                          "pass --set num_classes=10"),
+    (("--recipe", "googlenet_cifar10", "--set", "data.train.crop_size=48,data.train.padding=4"),
+     "as small as 32x32 px, but the recipe crops 48 px after padding 4 px; set data.train.crop_size to at most 40"),
 ])
 def test_bad_inputs_fail_with_one_error_line(stack, dataset, args, message):
     proc = train(stack, dataset, *args, "--no-tracking-enabled", check=False, timeout=300)
@@ -276,3 +278,20 @@ def test_a_run_refuses_a_checkpoint_of_another_model(stack, dataset, digits_run)
     proc = train(stack, dataset, "--model", "resnet50", "--set", "num_classes=10", "--run-id", "digits",
                  "--no-tracking-enabled", check=False, timeout=300)
     assert "trains 'googlenet', not 'resnet50'" in one_error_line(proc)
+
+
+def test_a_train_only_dataset_trains_without_evaluation(stack, dataset, tmp_path):
+    from mindzoo.storage import MANIFEST, S3Uri, Storage
+
+    raw = tmp_path / "cifar"
+    digits.make(DigitsConfig(format="cifar10"), raw)
+    (raw / "test_batch.bin").unlink()
+    stack.cli("preprocess", "--source", str(raw), "--output", f"s3://{BUCKET}/train-only", "--train-only",
+              "--no-tracking-enabled", env="runtime")
+    key = next(k for k in Storage.connect().list(S3Uri(BUCKET, "train-only")) if k.endswith(MANIFEST))
+    data = {"uri": f"s3://{BUCKET}/{key.rsplit('/', 1)[0]}", "bucket": BUCKET}
+    proc = train(stack, data, "--model", "googlenet", "--input-size", "16", "--mode", "pynative", "--set",
+                 "epochs=1,batch_size=4,num_classes=10", "--steps-per-epoch", "2", "--run-id", "train-only",
+                 "--no-tracking-enabled")
+    assert "has no validation split (--train-only): no evaluation" in proc.stderr and "top-1" not in proc.stderr
+    assert "model: s3://" in proc.stderr  # evaluate's message on such a dataset: tests/data/test_data_sources.py

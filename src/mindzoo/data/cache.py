@@ -40,7 +40,7 @@ def local_dataset(source: str | Path, *, storage: Any = None, cache_dir: Path | 
     published = store.read_manifest(uri)
     if published is None:
         raise DataError(f"no converted dataset at {uri} (no {MANIFEST}); run `mindzoo preprocess` first")
-    key = str(published.meta.get("content_hash") or published.version)[:HASH_CHARS]
+    key = _cache_key(published, uri)
     root = cache_dir or default_root()
     root.mkdir(parents=True, exist_ok=True)
     local = root / key
@@ -48,6 +48,17 @@ def local_dataset(source: str | Path, *, storage: Any = None, cache_dir: Path | 
         if not _current(local, published):
             store.fetch(uri, local, progress=sys.stderr.isatty())
     return local
+
+
+def _cache_key(published: Any, uri: Any) -> str:
+    """The local folder name: the content hash from the manifest, checked (it is someone else's data)."""
+    from mindzoo import safepath
+
+    where = f"{uri}/MANIFEST.json: meta.content_hash"
+    value = published.meta.get("content_hash")
+    if value is None:  # a folder published by `storage cp`, not by preprocess: its version names it
+        return safepath.version(published.version, where)
+    return safepath.hexdigest(value, where, 64)[:HASH_CHARS]
 
 
 def _current(local: Path, published: Any) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mindzoo.data import SCHEMA
-from mindzoo.data.cifar import RECORD_BYTES
+from mindzoo.data.cifar import PIXEL_BYTES
 from mindzoo.data.images import BadImage, ImageInfo, inspect, png_from_planes, shrink
 from mindzoo.data.sources import Item, Plan
 
@@ -46,6 +46,7 @@ class ConvertSettings:
     shard_size: int = 2048
     num_shards: int = 0
     seed: int = 0
+    max_pixels: int = 0  # 0: no limit
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def _record(item: Item, reader: _Reader, settings: ConvertSettings, result: Shar
             info = ImageInfo(32, 32, "RGB", "PNG", False)
         else:
             data = reader.file(item)
-            info = inspect(data, settings.verify)
+            info = inspect(data, settings.verify, settings.max_pixels)
             if settings.store_size:
                 data, info = shrink(data, info, settings.store_size, settings.store_quality)
     except BadImage as err:
@@ -246,7 +247,7 @@ def _record(item: Item, reader: _Reader, settings: ConvertSettings, result: Shar
 
 
 class _Reader:
-    """Reads image files, and CIFAR-10 records through a shared memory map per batch file."""
+    """Reads image files, and CIFAR records' pixels through a shared memory map per batch file."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -261,4 +262,4 @@ class _Reader:
 
         if item.path not in self._maps:
             self._maps[item.path] = np.memmap(self.root / item.path, np.uint8, mode="r")
-        return self._maps[item.path][item.offset + 1:item.offset + RECORD_BYTES].tobytes()
+        return self._maps[item.path][item.offset:item.offset + PIXEL_BYTES].tobytes()

@@ -41,12 +41,15 @@ def file_digest(path: Path | None) -> str:
 
 
 def settings(*, fmt: str, shard_size: int, num_shards: int, verify: str, store_size: int, store_quality: int,
-             seed: int, label_file_sha256: str) -> dict[str, Any]:
-    """The conversion settings that change the output (recorded in dataset.json too)."""
+             seed: int, label_file_sha256: str, max_pixels: int, labels: str) -> dict[str, Any]:
+    """The conversion settings that change the output (recorded in dataset.json too).
+
+    ``max_pixels`` decides which images are quarantined; ``labels`` is CIFAR-100's label kind ("" otherwise).
+    """
     return {
         "schema": SCHEMA_VERSION, "format": fmt, "shard_size": shard_size, "num_shards": num_shards,
         "verify": verify, "store_size": store_size, "store_quality": store_quality if store_size else 0,
-        "seed": seed, "label_file_sha256": label_file_sha256,
+        "seed": seed, "label_file_sha256": label_file_sha256, "max_pixels": max_pixels, "labels": labels,
     }
 
 

@@ -13,6 +13,11 @@ so every image is opened here first.
   scaling (1/8 size), which still parses the whole entropy-coded stream, at
   about half the cost of a full decode. Corrupt coefficient data that libjpeg
   only warns about (grey blocks) passes either check, as it passes MindSpore.
+
+Either way an image above ``max_pixels`` (width x height, read from the header
+before any decoding) is refused as too large, and Pillow's
+``DecompressionBombError`` is a refusal too, never a crashed worker: a
+200-Mpx image would take GBs in every training reader that decodes it.
 """
 
 from __future__ import annotations
@@ -44,16 +49,17 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def inspect(data: bytes, verify: str) -> ImageInfo:
-    """Check ``data``; raise :class:`BadImage` with a short reason."""
+def inspect(data: bytes, verify: str, max_pixels: int = 0) -> ImageInfo:
+    """Check ``data``; raise :class:`BadImage` with a short reason. ``max_pixels`` 0: no size limit."""
     if not data:
         raise BadImage("empty file")
     if data[:3] != b"\xff\xd8\xff":
-        return _inspect_other(data)
+        return _inspect_other(data, max_pixels)
     try:
         frame = jpeg.check(data)  # no Pillow needed for a JPEG's size: its frame header has it
     except jpeg.HeaderError as err:
         raise BadImage(str(err)) from None
+    check_size(frame.width, frame.height, max_pixels)
     if data.rfind(b"\xff\xd9", max(0, len(data) - _EOI_WINDOW)) < 0:
         raise BadImage("truncated (no JPEG end-of-image marker)")
     if verify == "decode":
@@ -63,11 +69,18 @@ def inspect(data: bytes, verify: str) -> ImageInfo:
     return ImageInfo(frame.width, frame.height, _JPEG_MODES.get(frame.components, "?"), "JPEG", False)
 
 
-def _inspect_other(data: bytes) -> ImageInfo:
+def check_size(width: int, height: int, max_pixels: int) -> None:
+    if max_pixels and width * height > max_pixels:
+        raise BadImage(f"too large: {width}x{height} = {width * height:,} pixels, above the "
+                       f"--max-pixels limit of {max_pixels:,}")
+
+
+def _inspect_other(data: bytes, max_pixels: int) -> ImageInfo:
     """PNG and BMP: always decoded fully (they are rare in photo datasets, and cheap to decode)."""
     img = _open(data)
     if img.format not in _DECODABLE:
         raise BadImage(f"{img.format} content, which MindSpore cannot decode")
+    check_size(img.width, img.height, max_pixels)  # before the decode
     if img.format == "PNG" and data.rfind(b"IEND", max(0, len(data) - _EOI_WINDOW)) < 0:
         raise BadImage("truncated (no PNG end chunk)")
     _load(img)
@@ -79,6 +92,8 @@ def _open(data: bytes) -> Any:
 
     try:
         return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise BadImage(f"too large (Pillow: decompression bomb): {_short(err)}") from None
     except UnidentifiedImageError:
         raise BadImage("not an image (unrecognised content)") from None
     except (OSError, ValueError, SyntaxError) as err:
@@ -87,8 +102,12 @@ def _open(data: bytes) -> Any:
 
 
 def _load(img: Any) -> None:
+    from PIL import Image
+
     try:
         img.load()
+    except Image.DecompressionBombError as err:
+        raise BadImage(f"too large (Pillow: decompression bomb): {_short(err)}") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise BadImage(f"decode failed: {_short(err)}") from None
 
@@ -102,7 +121,7 @@ def shrink(data: bytes, info: ImageInfo, store_size: int, quality: int) -> tuple
         return data, info
     scale = store_size / short
     size = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
-    img = Image.open(io.BytesIO(data))
+    img = _open(data)
     img.draft("RGB", size)  # DCT-domain reduction to >= size; the resize below does the rest
     img = img.convert("RGB").resize(size, Image.BILINEAR)
     out = io.BytesIO()

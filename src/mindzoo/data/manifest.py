@@ -33,13 +33,30 @@ def build(*, name: str, key: str, source: str, plan: Plan, conversion: Conversio
             "per_class": {plan.classes[i]: per_class.get(i, 0) for i in range(len(plan.classes))},
             "shards": [{"file": s.file, "index_file": f"{s.file}.db", "rows": s.rows, "bytes": s.bytes}
                        for s in shards if s.file],
+            "image_size": image_size(shards),
         }
     return {
         "format": DATASET_FORMAT, "name": name, "content_hash": key, "source": source,
         "source_format": plan.format, "created": created, "schema": SCHEMA, "settings": settings,
         "classes": list(plan.classes), "label_map": {c: i for i, c in enumerate(plan.classes)},
-        "num_classes": len(plan.classes), "splits": splits,
+        "num_classes": len(plan.classes), "splits": splits, "skipped_files": len(plan.skipped),
     }
+
+
+CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3,
+            "HSV": 3, "RGBA": 4, "CMYK": 4}
+
+
+def image_size(shards: list[Any]) -> dict[str, Any]:
+    """Stored image sizes of a split: what train/evaluate/infer check a recipe's transforms against."""
+    widths = [w for s in shards for w in s.widths]
+    heights = [h for s in shards for h in s.heights]
+    if not widths:
+        return {}
+    modes = sorted({m for s in shards for m in s.modes})
+    return {"min_width": min(widths), "max_width": max(widths), "min_height": min(heights),
+            "max_height": max(heights), "modes": modes,
+            "channels": sorted({CHANNELS.get(m, 0) for m in modes} - {0})}
 
 
 def summary(info: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +87,8 @@ def load(folder: Path) -> dict[str, Any]:
 
 def shard_paths(folder: Path, info: dict[str, Any], split: str) -> list[Path]:
     if split not in info["splits"]:
-        raise DataError(f"dataset {info['name']} has no {split!r} split (it has {', '.join(info['splits'])})")
+        hint = " (it was published without a validation split, --train-only)" if split == "val" else ""
+        raise DataError(f"dataset {info['name']} has no {split!r} split{hint} (it has {', '.join(info['splits'])})")
     paths = [folder / s["file"] for s in info["splits"][split]["shards"]]
     missing = [p for p in paths if not p.is_file() or not Path(f"{p}.db").is_file()]
     if missing:

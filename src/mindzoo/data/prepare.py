@@ -36,10 +36,11 @@ class Source:
     label_file: Path | None
     scanned: sources.Plan | None = None
     fetch: Callable[[], Path] | None = field(default=None, repr=False)
+    options: dict[str, Any] = field(default_factory=dict)  # sources.scan's keyword options
 
     def plan(self) -> sources.Plan:
         if self.scanned is None and self.fetch is not None:
-            self.scanned = sources.scan(self.fetch(), self.format, self.label_file)
+            self.scanned = sources.scan(self.fetch(), self.format, self.label_file, **self.options)
         if self.scanned is None:
             raise DataError(f"source {self.uri} was neither scanned nor fetchable")
         return self.scanned
@@ -54,21 +55,21 @@ def cache_root(cfg: PreprocessConfig) -> Path:
 def open_source(cfg: PreprocessConfig, storage: Callable[[], Any]) -> Source:
     """List (and, for a local folder, validate) ``cfg.source``."""
     label_file = _label_file(cfg, storage)
+    options = {"train_only": cfg.train_only, "cifar100_labels": cfg.cifar100_labels}
     if not cfg.source.startswith("s3://"):
         root = Path(cfg.source).expanduser().absolute()
-        plan = sources.scan(root, cfg.format, label_file)
+        plan = sources.scan(root, cfg.format, label_file, **options)
         return Source(str(root), _name(cfg, root.name), plan.format, hashing.listing_digest(plan.listing),
-                      plan.label_file, plan)
+                      plan.label_file, plan, options=options)
     store, uri = storage(), S3Uri.parse(cfg.source)
     objects = remote.list_source(store, uri)
     fmt = cfg.format if cfg.format != "auto" else sources.detect_format(o.rel for o in objects)
     if fmt is None:
-        raise DataError(f"no dataset found in {uri}: expected CIFAR-10 binaries (data_batch_*.bin), "
-                        "train/ and val/ class folders, or a flat folder of images with a label file")
+        raise DataError(f"no dataset found in {uri}: {sources.EXPECTED}")
     cache = cache_root(cfg) / "sources"
     name = _name(cfg, uri.key.rsplit("/", 1)[-1] or uri.bucket)
     return Source(cfg.source, name, fmt, remote.digest(objects), label_file,
-                  fetch=lambda: remote.download(store, uri, objects, cache))
+                  fetch=lambda: remote.download(store, uri, objects, cache), options=options)
 
 
 def _label_file(cfg: PreprocessConfig, storage: Callable[[], Any]) -> Path | None:
@@ -93,14 +94,17 @@ def _slug(text: str) -> str:
 
 def convert_settings(cfg: PreprocessConfig) -> ConvertSettings:
     return ConvertSettings(verify=cfg.verify, store_size=cfg.store_size, store_quality=cfg.store_quality,
-                           shard_size=cfg.shard_size, num_shards=cfg.num_shards, seed=cfg.seed)
+                           shard_size=cfg.shard_size, num_shards=cfg.num_shards, seed=cfg.seed,
+                           max_pixels=cfg.max_pixels)
 
 
 def settings_of(cfg: PreprocessConfig, source: Source) -> dict[str, Any]:
     """The hashed settings (also recorded in dataset.json)."""
     return hashing.settings(fmt=source.format, shard_size=cfg.shard_size, num_shards=cfg.num_shards,
                             verify=cfg.verify, store_size=cfg.store_size, store_quality=cfg.store_quality,
-                            seed=cfg.seed, label_file_sha256=hashing.file_digest(source.label_file))
+                            seed=cfg.seed, label_file_sha256=hashing.file_digest(source.label_file),
+                            max_pixels=cfg.max_pixels,
+                            labels=cfg.cifar100_labels if source.format == "cifar100" else "")
 
 
 def output_prefix(cfg: PreprocessConfig, key: str) -> S3Uri:

@@ -1,4 +1,4 @@
-"""The data report: counts, class balance, quarantined images, image sizes.
+"""The data report: counts, class balance, quarantined images (with reasons), skipped junk, image sizes.
 
 One dict (``report.json``) rendered twice for people: Markdown (the KFP
 ``Markdown`` artifact and MLflow) and a standalone HTML page.
@@ -15,9 +15,11 @@ from typing import Any
 from mindzoo.data.convert import Conversion
 
 MD_CLASS_ROWS = 10  # Markdown lists the smallest and largest classes; JSON and HTML list all
+MD_SKIPPED_ROWS = 50
 
 
-def build(info: dict[str, Any], conversion: Conversion, max_bad_fraction: float) -> dict[str, Any]:
+def build(info: dict[str, Any], conversion: Conversion, max_bad_fraction: float,
+          skipped: tuple[str, ...] = ()) -> dict[str, Any]:
     bad = conversion.bad
     total = conversion.rows + len(bad)
     splits = {}
@@ -29,11 +31,13 @@ def build(info: dict[str, Any], conversion: Conversion, max_bad_fraction: float)
             "modes": dict(sum((s.modes for s in shards), Counter())),
             "formats": dict(sum((s.formats for s in shards), Counter())),
             "resized": sum(s.resized for s in shards),
+            "channels": body.get("image_size", {}).get("channels", []),
         }
     return {
         "dataset": info["name"], "content_hash": info["content_hash"], "source": info["source"],
         "source_format": info["source_format"], "num_classes": info["num_classes"], "splits": splits,
         "quarantined": [{"split": sp, "file": f, "label": lb, "reason": r} for sp, f, lb, r in bad],
+        "skipped": list(skipped),  # operating-system junk (.DS_Store, Thumbs.db, ._*, hidden folders)
         "bad_fraction": len(bad) / total if total else 0.0, "max_bad_fraction": max_bad_fraction,
         "conversion": {"images": total, "seconds": round(conversion.seconds, 3), "workers": conversion.workers,
                        "images_per_second": round(total / conversion.seconds, 1) if conversion.seconds else None},
@@ -84,6 +88,7 @@ def _overview(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("Content hash", report["content_hash"]), ("Classes", str(report["num_classes"])),
             ("Quarantined", f"{len(report['quarantined'])} ({report['bad_fraction']:.3%}; "
                             f"limit {report['max_bad_fraction']:.3%})"),
+            ("Skipped (system junk)", str(len(report.get("skipped", [])))),
             ("Conversion", f"{conv['images']:,} images in {conv['seconds']:.1f} s ({rate}, {conv['workers']} workers)")]
 
 
@@ -101,7 +106,8 @@ def _split_rows(body: dict[str, Any]) -> list[tuple[str, str]]:
             s = size[name]
             rows.append((f"Stored {name} (min / median / mean / max)",
                          f"{s['min']:.0f} / {s['p50']:.0f} / {s['mean']:.0f} / {s['max']:.0f}"))
-    rows += [("Colour modes", _counts(body["modes"])), ("Formats", _counts(body["formats"])),
+    rows += [("Colour modes", _counts(body["modes"])),
+             ("Channels", ", ".join(map(str, body.get("channels", []))) or "-"), ("Formats", _counts(body["formats"])),
              ("Re-encoded for store_size", str(body["resized"]))]
     return rows
 
@@ -129,7 +135,11 @@ def to_markdown(report: dict[str, Any]) -> str:
                            [(q["split"], q["file"], q["label"], q["reason"]) for q in report["quarantined"]])
     else:
         lines.append("None: every image decoded.")
-    return "\n".join(lines) + "\n"
+    lines += ["", "## Skipped files", "", *(f"- `{p}`" for p in report.get("skipped", [])[:MD_SKIPPED_ROWS])]
+    extra = len(report.get("skipped", [])) - MD_SKIPPED_ROWS
+    lines.append(f"- … and {extra:,} more (report.json lists all)" if extra > 0 else
+                 "" if report.get("skipped") else "None.")
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _html_table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
@@ -148,6 +158,9 @@ def to_html(report: dict[str, Any]) -> str:
     parts.append(_html_table(("Split", "File", "Label", "Reason"),
                              [(q["split"], q["file"], q["label"], q["reason"]) for q in report["quarantined"]])
                  if report["quarantined"] else "<p>None: every image decoded.</p>")
+    parts.append("<h2>Skipped files</h2>")
+    parts.append(_html_table(("File",), [(p,) for p in report.get("skipped", [])])
+                 if report.get("skipped") else "<p>None.</p>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Data report</title><style>{style}</style>"

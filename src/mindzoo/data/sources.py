@@ -10,6 +10,7 @@ conversion workers, which quarantine them.
 Layouts:
 
 - ``cifar10``: ``data_batch_1..5.bin`` + ``test_batch.bin`` (see :mod:`.cifar`);
+- ``cifar100``: ``train.bin`` + ``test.bin`` (fine or coarse labels, see :mod:`.cifar`);
 - ``imagefolder``: ``train/<class>/*`` and ``val/<class>/*``; ``val/`` may
   instead be flat (images directly inside) with a label file, as the recipes'
   Ascend 310 flow has it;
@@ -30,14 +31,16 @@ from mindzoo.data.walk import entries, files_under
 from mindzoo.errors import DataError
 
 VAL_NAMES = ("val", "validation", "validation_preprocess")
-FORMATS = ("cifar10", "imagefolder", "flat")
+EXPECTED = ("expected CIFAR-10 binaries (data_batch_*.bin), CIFAR-100 binaries (train.bin, test.bin), "
+            "train/ and val/ class folders, or a flat folder of images with a label file")
+FORMATS = ("cifar10", "cifar100", "imagefolder", "flat")
 
 
 class Item(NamedTuple):
     file_id: str  # written to the record: the relative path, or "<batch file>:<record index>"
     label: int
     path: str  # relative path of the file that holds the image
-    offset: int = -1  # byte offset of a CIFAR-10 record; -1: the whole file is the image
+    offset: int = -1  # byte offset of a CIFAR record's pixels; -1: the whole file is the image
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Plan:
     splits: dict[str, tuple[Item, ...]]
     listing: tuple[tuple[str, int, int], ...]  # (relative path, size, mtime_ns) of every input file
     label_file: Path | None = None
+    skipped: tuple[str, ...] = ()  # operating-system junk left out (see mindzoo.data.walk)
 
     @property
     def total(self) -> int:
@@ -56,11 +60,13 @@ class Plan:
 
 def detect_format(names: Iterable[str]) -> str | None:
     """The layout suggested by relative paths (the first two levels are enough)."""
-    from mindzoo.data.cifar import is_cifar_name
+    from mindzoo.data.cifar import is_cifar100_name, is_cifar_name
 
     names = list(names)
     if any(is_cifar_name(n) for n in names):
         return "cifar10"
+    if any(is_cifar100_name(n) for n in names):
+        return "cifar100"
     tops = {n.split("/", 1)[0] for n in names if "/" in n}
     if "train" in tops or tops & set(VAL_NAMES):
         return "imagefolder"
@@ -79,8 +85,19 @@ def shallow_names(root: Path) -> list[str]:
     return names
 
 
-def scan(root: Path, fmt: str = "auto", label_file: Path | None = None) -> Plan:
+def scan(root: Path, fmt: str = "auto", label_file: Path | None = None, *, train_only: bool = False,
+         cifar100_labels: str = "fine") -> Plan:
     """List and validate the dataset at ``root`` (see the module docstring)."""
+    from dataclasses import replace
+
+    from mindzoo.data.walk import collect_skipped
+
+    with collect_skipped() as skipped:
+        plan = _scan(root, fmt, label_file, train_only, cifar100_labels)
+    return replace(plan, skipped=tuple(sorted(skipped)))
+
+
+def _scan(root: Path, fmt: str, label_file: Path | None, train_only: bool, cifar100_labels: str) -> Plan:
     if not root.exists():
         raise DataError(f"source {root} does not exist")
     if not root.is_dir():
@@ -88,13 +105,16 @@ def scan(root: Path, fmt: str = "auto", label_file: Path | None = None) -> Plan:
     if fmt == "auto":
         detected = detect_format(shallow_names(root))
         if detected is None:
-            raise DataError(f"no dataset found in {root}: expected CIFAR-10 binaries (data_batch_*.bin), "
-                            "train/ and val/ class folders, or a flat folder of images with a label file")
+            raise DataError(f"no dataset found in {root}: {EXPECTED}")
         fmt = detected
     if fmt == "cifar10":
         from mindzoo.data.cifar import scan_cifar
 
-        plan = scan_cifar(root)
+        plan = scan_cifar(root, train_only)
+    elif fmt == "cifar100":
+        from mindzoo.data.cifar import scan_cifar100
+
+        plan = scan_cifar100(root, train_only, cifar100_labels)
     elif fmt == "imagefolder":
         plan = _scan_imagefolder(root, label_file)
     else:

@@ -3,6 +3,11 @@
 Datasets are often assembled from symlinks (a shared ImageNet copy linked into
 a work folder), so links are followed; a link that leads back to one of its
 own ancestors would recurse forever and is reported instead.
+
+Operating-system junk is left out of every listing: hidden files and folders
+(``.DS_Store``, AppleDouble ``._*``, ``.git``), ``Thumbs.db`` and
+``desktop.ini``. Inside :func:`collect_skipped` the relative paths left out
+are gathered, so the data report can count them.
 """
 
 from __future__ import annotations
@@ -11,9 +16,29 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from mindzoo.errors import DataError
+
+JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini"})  # Windows Explorer; macOS junk is all dotfiles
+_SKIPPED: ContextVar[set[str] | None] = ContextVar("skipped", default=None)
+
+
+def is_junk(name: str) -> bool:
+    return name.startswith(".") or name.lower() in JUNK_NAMES
+
+
+@contextmanager
+def collect_skipped() -> Iterator[set[str]]:
+    """Gather the relative paths of the junk entries listings leave out (folders end in ``/``)."""
+    found: set[str] = set()
+    token = _SKIPPED.set(found)
+    try:
+        yield found
+    finally:
+        _SKIPPED.reset(token)
 
 
 def _stat(path: Path, root: Path) -> os.stat_result:
@@ -36,17 +61,21 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def entries(folder: Path, root: Path) -> list[tuple[Path, bool]]:
-    """Sorted (path, is_dir) of ``folder``'s visible entries (dotfiles are skipped)."""
+    """Sorted (path, is_dir) of ``folder``'s visible entries (junk is skipped)."""
     return [(path, stat.S_ISDIR(st.st_mode)) for path, st in _listed(folder, root)]
 
 
 def _listed(folder: Path, root: Path) -> list[tuple[Path, os.stat_result]]:
     try:
-        names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        listed = os.listdir(folder)
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise DataError(f"symlink loop at {_rel(folder, root)}: it resolves to itself") from None
         raise DataError(f"cannot list {_rel(folder, root)}: {err.strerror}") from None
+    skipped = _SKIPPED.get()
+    if skipped is not None:
+        skipped.update(_rel(folder / n, root) + ("/" if (folder / n).is_dir() else "") for n in listed if is_junk(n))
+    names = sorted(n for n in listed if not is_junk(n))
     return [(folder / name, _stat(folder / name, root)) for name in names]
 
 

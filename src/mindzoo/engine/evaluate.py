@@ -179,6 +179,7 @@ class Scored:
 def score_checkpoint(cfg: Any, storage: Any, work: Path) -> Scored:
     """Load ``cfg.checkpoint`` into its model and score it on ``cfg.split`` of ``cfg.dataset``."""
     from mindzoo.archs import get_data_config
+    from mindzoo.data import fit
     from mindzoo.engine import checkpoint as ckpt
     from mindzoo.engine import create_backend
     from mindzoo.engine.plan import apply_data_overrides, load_dataset
@@ -196,6 +197,7 @@ def score_checkpoint(cfg: Any, storage: Any, work: Path) -> Scored:
     size = cfg.input_size or int(identity.get("input_size") or base.input_size)
     data_cfg = apply_data_overrides(base if size == base.input_size else base.at_size(size),
                                     identity.get("data_overrides") or {}, "evaluate.checkpoint.data")
+    fit.check(info, data_cfg, eval_splits=(cfg.split,), key="evaluate.checkpoint.data")
     engine = _engine_of(identity, cfg.device)
     backend = create_backend(engine, device=cfg.device, mode=cfg.mode, threads=cfg.threads,
                              data_workers=cfg.data_workers)

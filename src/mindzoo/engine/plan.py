@@ -15,6 +15,7 @@ from typing import Any
 
 from mindzoo.archs import DataConfig, get_data_config
 from mindzoo.configkit import to_flat_dict
+from mindzoo.data import fit
 from mindzoo.errors import ConfigError, DataError
 from mindzoo.storage import S3Uri
 
@@ -36,6 +37,11 @@ class TrainPlan:
     run_id: str = ""
     run_prefix: S3Uri = S3Uri("mindzoo")
     engine: str = "mindspore"  # the framework that trains (and writes the checkpoints)
+
+    @property
+    def has_val(self) -> bool:
+        """False for a dataset published with --train-only: training then never evaluates."""
+        return "val" in self.dataset.get("splits", {})
 
     @property
     def dataset_hash(self) -> str:
@@ -188,6 +194,7 @@ def plan_training(cfg: Any, storage: Any) -> TrainPlan:
     size = cfg.input_size or base.input_size
     data_cfg = apply_data_overrides(base if size == base.input_size else base.at_size(size), data_overrides)
     local, info = load_dataset(cfg.dataset, storage, cfg.cache_dir)
+    fit.check(info, data_cfg, train_splits=("train",), eval_splits=("val",))  # one line, not a pipeline traceback
     if int(info["num_classes"]) != recipe.num_classes:
         raise DataError(f"dataset {info.get('name', cfg.dataset)} has {info['num_classes']} classes but recipe "
                         f"{recipe.name} trains {recipe.num_classes}: pass --set num_classes={info['num_classes']}")

@@ -124,7 +124,7 @@ class Trainer:
             record = self._train_epoch(epoch, size)
             self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
             last = epoch + 1 == epochs
-            if self._eval_due(epoch, size) or (last and self.cfg.final_eval):
+            if self.plan.has_val and (self._eval_due(epoch, size) or (last and self.cfg.final_eval)):
                 record.update(self._evaluate_and_keep_best(epoch))
             self.state.history.append(record)
             self._log_epoch(record)

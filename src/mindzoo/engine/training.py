@@ -76,6 +76,9 @@ def train(cfg: Any, ctx: Any) -> None:
     from mindzoo.engine import create_backend
 
     plan = plan_training(cfg, ctx.storage)
+    if not plan.has_val:
+        ctx.say(f"dataset {plan.dataset.get('name')} has no validation split (--train-only): no evaluation, "
+                "no best checkpoint; evaluate it with --split train or a dataset that has val")
     local = int(os.environ.get(ENV_LOCAL_WORKERS, "1"))
     backend = create_backend(cfg.engine, device=cfg.device, mode=cfg.mode, threads=cfg.threads,
                              data_workers=cfg.data_workers, local_processes=local)

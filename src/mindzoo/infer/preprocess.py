@@ -28,12 +28,13 @@ class Preprocessor:
         return (1, 3, self.cfg.eval.crop_size, self.cfg.eval.crop_size)
 
     def __call__(self, data: bytes) -> np.ndarray:
+        from mindzoo.config import MAX_PIXELS
         from mindzoo.data import images
 
         if not data:
             raise BadImage("empty or unreadable file")
         try:  # checked first: MindSpore's decoder can fail on the *next* image after a broken one
-            images.inspect(data, "header")
+            images.inspect(data, "header", MAX_PIXELS)  # a decompression bomb is a bad image, not a crash
         except images.BadImage as err:
             raise BadImage(str(err)) from None
         try:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mindzoo import localdir
 from mindzoo.config import ExportConfig
 from mindzoo.configkit import to_flat_dict
 from mindzoo.errors import ConfigError
@@ -60,8 +61,14 @@ def run(cfg: ExportConfig, ctx: StepContext) -> None:
                                parity=diff, tolerance=cfg.tolerance, metrics=metrics, lin=lin)
         _write(out, {ex.EXPORT_JSON: body, ex.PREPROCESSING_JSON: prep,
                      ex.LABELS_JSON: {c: i for i, c in enumerate(point.classes)}}, readme)
-        if cfg.local_dir:
-            shutil.copytree(out, Path(cfg.local_dir).expanduser(), dirs_exist_ok=True)
+        if cfg.local_dir:  # swapped in whole: a killed export leaves the old folder or the new one
+            target = Path(cfg.local_dir).expanduser().absolute()
+            staged = localdir.staging_for(target)
+            try:
+                shutil.copytree(out, staged, dirs_exist_ok=True)
+                localdir.replace_dir(staged, target)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
         published = ctx.storage.publish(out, prefix, meta=body)
         ctx.say(f"published {prefix} (version {published.version})")
         version = _register(cfg, ctx, uri, point, out, readme, prefix) if uri else ""

@@ -82,7 +82,7 @@ def _mindir(cfg: InferConfig, ctx: StepContext) -> tuple[Path, Path]:
         from mindzoo.storage import S3Uri
 
         root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_dir()
-        local = root / "models" / S3Uri.parse(source).key.replace("/", "_")
+        local = model_cache(root, S3Uri.parse(source))
         local.parent.mkdir(parents=True, exist_ok=True)
         ctx.storage.fetch(S3Uri.parse(source), local)
         folder = local
@@ -97,6 +97,16 @@ def _mindir(cfg: InferConfig, ctx: StepContext) -> tuple[Path, Path]:
     if len(found) != 1:
         raise MindzooError(f"{source} holds {len(found)} .mindir files; give the file itself")
     return found[0], folder
+
+
+def model_cache(root: Path, uri: Any) -> Path:
+    """The local copy of a published model: keyed by bucket and key (two stores' same key never share it),
+    named by a digest so no URI can lead outside ``root / "models"``."""
+    import hashlib
+    import re
+
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{uri.bucket}_{uri.key}").strip("._")[-60:]
+    return root / "models" / f"{readable}-{hashlib.sha256(str(uri).encode()).hexdigest()[:16]}"
 
 
 def _data_config(cfg: InferConfig, folder: Path, shape: tuple[int, ...], path: Path) -> Any:

@@ -52,18 +52,23 @@ def _convert_and_publish(cfg: PreprocessConfig, ctx: StepContext, source: Any, k
     plan = source.plan()
     counts = ", ".join(f"{len(items):,} {split}" for split, items in plan.splits.items())
     ctx.say(f"converting {counts} images of {len(plan.classes)} classes with {cfg.workers} workers")
+    if plan.skipped:
+        ctx.say(f"skipped {len(plan.skipped):,} system junk files ({plan.skipped[0]}, ...; listed in the report)")
+    if "val" not in plan.splits:
+        ctx.say("no val split (--train-only): train and evaluate will have no validation data")
     with prepare.staging(cfg, key) as out:
         conversion = convert.convert(plan, out, prepare.convert_settings(cfg), cfg.workers,
                                      progress=sys.stderr.isatty())
         info = manifest.build(name=source.name, key=key, source=source.uri, plan=plan, conversion=conversion,
                               settings=prepare.settings_of(cfg, source),
                               created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        data_report = report.build(info, conversion, cfg.max_bad_fraction)
+        data_report = report.build(info, conversion, cfg.max_bad_fraction, plan.skipped)
         paths = report.write(data_report, out)
         if cfg.report_dir:
             report.write(data_report, Path(cfg.report_dir).expanduser())
         _track(ctx, data_report, paths)
         _check_quarantine(data_report, cfg)
+        _check_not_empty(info, cfg)
         paths["dataset"] = manifest.write(info, out)
         rate = data_report["conversion"]["images_per_second"] or 0
         ctx.say(f"converted {conversion.rows + len(conversion.bad):,} images in {conversion.seconds:.1f}s "
@@ -84,6 +89,15 @@ def _check_quarantine(data_report: dict[str, Any], cfg: PreprocessConfig) -> Non
     raise DataError(f"{len(bad):,} of {total:,} images cannot be used ({data_report['bad_fraction']:.2%}, more than "
                     f"--max-bad-fraction {cfg.max_bad_fraction:.2%}); first: {bad[0]['file']}: {bad[0]['reason']}. "
                     f"Nothing was published{where}")
+
+
+def _check_not_empty(info: dict[str, Any], cfg: PreprocessConfig) -> None:
+    """A split the source has but whose every image was quarantined must not be published empty."""
+    empty = [split for split, body in info["splits"].items() if body["images"] == 0]
+    if empty:
+        where = f" (report in {cfg.report_dir})" if cfg.report_dir else ""
+        raise DataError(f"the {empty[0]} split has no usable images (all {info['splits'][empty[0]]['quarantined']:,} "
+                        f"quarantined); nothing was published{where}")
 
 
 def _track(ctx: StepContext, data_report: dict[str, Any], paths: dict[str, Path]) -> None:
