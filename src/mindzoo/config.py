@@ -75,9 +75,14 @@ class DigitsConfig:
     size: int = option(32, help="Image side in pixels (digits are 8x8, upscaled)")
     val_fraction: float = option(0.2, help="Fraction of each class held out for validation")
     seed: int = option(0, help="Seed of the train/val split")
+    classes: tuple[int, ...] = option((), help="Write only these digits, e.g. 0,1,2,3,4,5 (imagefolder only; "
+                                               "default all ten), e.g. to pretrain on some and fine-tune on others")
 
     def __post_init__(self) -> None:
         check(self.format != "cifar10" or self.size == 32, "size", "the CIFAR-10 layout is 32x32 only")
+        check(not self.classes or self.format == "imagefolder", "classes", "needs --format imagefolder")
+        check(all(0 <= c <= 9 for c in self.classes) and len(set(self.classes)) == len(self.classes), "classes",
+              "must be distinct digits 0..9")
         check(8 <= self.size <= 512, "size", "must be in 8..512")
         check(0.0 < self.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
 
