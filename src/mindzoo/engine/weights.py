@@ -23,7 +23,7 @@ import numpy as np
 from mindzoo.engine import checkpoint as ckpt
 from mindzoo.engine import modelzoo
 from mindzoo.errors import MindzooError
-from mindzoo.storage import MANIFEST, S3Uri
+from mindzoo.storage import S3Uri
 
 __all__ = ["Fitted", "WeightSource", "describe", "fetch", "fit", "head_names", "read_arrays", "sha256_file", "summarise"]
 
@@ -76,15 +76,13 @@ def read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _registered_checkpoint(uri: str, storage: Any, tracking_uri: str | None, work: Path) -> str:
-    """The checkpoint a registered version was exported from (its export.json's ``checkpoint``)."""
-    from mindzoo.export import EXPORT_JSON
+def _registered_checkpoint(uri: str, storage: Any, tracking_uri: str | None) -> str:
+    """The checkpoint a registered version was exported from (its export's manifest records it)."""
     from mindzoo.export.registry import export_uri
 
     prefix = S3Uri.parse(export_uri(uri, tracking_uri))
-    folder = work / "registered-export"
-    storage.fetch(prefix, folder)
-    source = ckpt.read_json(folder / EXPORT_JSON).get("checkpoint", "")
+    manifest = storage.read_manifest(prefix)
+    source = (manifest.meta if manifest is not None else {}).get("checkpoint", "")
     if not source:
         raise MindzooError(f"{uri}: its export at {prefix} records no checkpoint")
     return str(source)
@@ -94,13 +92,11 @@ def fetch(uri: str, storage: Any, work: Path, tracking_uri: str | None = None) -
     """Fetch and read a weight source (see the module docstring)."""
     resolved = ""
     if uri.startswith("models:/"):
-        resolved = _registered_checkpoint(uri, storage, tracking_uri, work)
+        resolved = _registered_checkpoint(uri, storage, tracking_uri)
     elif uri.startswith("s3://") and storage.read_manifest(S3Uri.parse(uri)) is None \
             and storage.exists(S3Uri.parse(uri).join("run.json")):
         resolved = str(S3Uri.parse(uri).join("model"))  # a training run: its final weights
     target = resolved or uri
-    if target.startswith("s3://") and storage.read_manifest(S3Uri.parse(target)) is None:
-        raise MindzooError(f"no checkpoint published at {target} (no {MANIFEST})")
     work.mkdir(parents=True, exist_ok=True)
     folder = ckpt.local_checkpoint(target, storage, work)
     path = ckpt.weights_file(folder)
