@@ -101,6 +101,10 @@ def from_modelzoo(arrays: Mapping[str, np.ndarray], model: str, names: Sequence[
 
 
 def to_modelzoo(arrays: Mapping[str, np.ndarray], model: str) -> dict[str, np.ndarray]:
-    """mindzoo-named weights -> ModelZoo names (same order)."""
+    """mindzoo-named weights -> ModelZoo names, in the order the ModelZoo saves them (where a family defines
+    its layers in another order, its file says how: ``modelzoo_order``)."""
     mapping = name_map(model, list(arrays))
-    return {mapping[n]: v for n, v in arrays.items()}
+    theirs = {mapping[n]: v for n, v in arrays.items()}
+    family = importlib.import_module(f"mindzoo.models.mindspore.{FAMILIES[model]}_modelzoo")
+    order = getattr(family, "modelzoo_order", list)(list(theirs))
+    return {n: theirs[n] for n in order}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["modelzoo_names"]
+__all__ = ["modelzoo_names", "modelzoo_order"]
 
 _STEM_CONVS = {"conv1": "conv2d_1a_3x3", "conv2": "conv2d_2a_3x3", "conv3": "conv2d_2b_3x3"}
 _HEAD = {"head_bn": "bn0", "fc": "softmax.dense", "out_bn": "softmax.batchnorm"}
@@ -84,3 +84,9 @@ def modelzoo_names(model: str, names: Sequence[str]) -> dict[str, str]:  # noqa:
             continue
         out[name] = f"features.{blocks[block]}.{_branch(rest, seqs, path.rpartition('.')[0])}.{mz_leaf}"
     return out
+
+
+def modelzoo_order(names: Sequence[str]) -> list[str]:
+    """ModelZoo names (given in mindzoo's order) in the ModelZoo's checkpoint order: it defines the output
+    Dense and its BatchNorm (``softmax``) before ``bn0``."""
+    return [n for n in names if not n.startswith("bn0.")] + [n for n in names if n.startswith("bn0.")]

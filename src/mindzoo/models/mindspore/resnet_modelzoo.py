@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["modelzoo_names"]
+__all__ = ["modelzoo_names", "modelzoo_order"]
 
 _STEM = [(r"features\.stem\.0\.conv\.weight", "conv1.weight"), (r"features\.stem\.0\.bn\.(\w+)", r"bn1.\1")]
 _BLOCK = r"features\.(layer\d+\.\d+)"
@@ -62,3 +62,26 @@ def modelzoo_names(model: str, names: Sequence[str]) -> dict[str, str]:
                 out[name] = re.sub(f"^{pattern}$", repl, name)
                 break
     return out
+
+
+# Where the ModelZoo defines what mindzoo defines elsewhere (so saves it elsewhere): ResNet50-BAM's
+# bam1..3 right after the stem; GENet's projection (down_layer) before the gather and excite layers.
+_BAM_FIRST = re.compile(r"bam\d+\.")
+_GE_BLOCK = re.compile(r"(layer\d+\.\d+)\.(conv\d|down_layer|downop|mlpLayer)\.")
+_GE_RANK = {"down_layer": 1, "downop": 2, "mlpLayer": 3}
+
+
+def modelzoo_order(names: Sequence[str]) -> list[str]:
+    """ModelZoo names (given in mindzoo's order) in the ModelZoo's checkpoint order."""
+    stem = [n for n in names if n.startswith(("conv1.", "bn1."))]
+    rest = [n for n in names if n not in stem]
+    bam = [n for n in rest if _BAM_FIRST.match(n)]
+    rest = [n for n in rest if n not in bam]
+
+    def block_key(item: tuple[int, str]) -> tuple[str, int, int]:
+        index, name = item
+        m = _GE_BLOCK.match(name)
+        return (m.group(1), _GE_RANK.get(m.group(2), 0), index) if m else ("~", 0, index)  # the head stays last
+
+    ordered = [n for _, n in sorted(enumerate(rest), key=block_key)] if not bam else rest
+    return stem + bam + ordered
