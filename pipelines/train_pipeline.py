@@ -76,6 +76,7 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
         datasets_root: str = "s3://mindzoo/datasets",
         runs_root: str = "s3://mindzoo/runs",
         registered_model: str = "",
+        init_from: str = "",
         s3_endpoint: str = "",
         mlflow_uri: str = "",
     ) -> Outputs:
@@ -97,6 +98,8 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
             datasets_root: s3:// root of converted datasets.
             runs_root: s3:// root of training runs (checkpoints, exports).
             registered_model: MLflow registered model name (default: the recipe's).
+            init_from: Fine-tune from these weights: models:/<name>/<version>, a checkpoint prefix or a .ckpt
+                (mindzoo or ModelZoo names); empty trains from scratch.
             s3_endpoint: Object store host:port (default: the pipeline-defaults ConfigMap's).
             mlflow_uri: MLflow tracking URI (default: the pipeline-defaults ConfigMap's).
         """
@@ -105,7 +108,8 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
                              cached=False)
         data = prep.outputs["dataset"]
         run = {"dataset": data, "recipe": recipe, "model": model, "set": overrides, "output": runs_root,
-               "workers": workers, "input_size": input_size, "steps_per_epoch": steps_per_epoch, **conn}
+               "workers": workers, "input_size": input_size, "steps_per_epoch": steps_per_epoch, "init_from": init_from,
+               **conn}
         with dsl.If(nodes > 1, name="train-distributed"):
             launched = train_distributed(
                 nodes=nodes, device=device, launch_pools=tasks.launch_pools(cfg), s3_secret=cfg.s3_secret,

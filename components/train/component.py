@@ -30,7 +30,7 @@ DEFAULT_RUN_ID = f"{dsl.PIPELINE_JOB_ID_PLACEHOLDER}-{dsl.PIPELINE_TASK_NAME_PLA
 
 def _train_args(dataset, model, recipe, set, output, run_id, workers, input_size, steps_per_epoch,  # noqa: A002
                 checkpoint_every_steps, log_every, device, engine, mode, threads, data_workers,
-                s3_endpoint, mlflow_uri, cache_dir) -> List[object]:
+                s3_endpoint, mlflow_uri, cache_dir, init_from) -> List[object]:
     return [
         "--dataset", dataset.uri,
         flag("model", model),
@@ -48,6 +48,7 @@ def _train_args(dataset, model, recipe, set, output, run_id, workers, input_size
         flag("mode", mode),
         flag("threads", threads),
         flag("data_workers", data_workers),
+        flag("init_from", init_from),
         *connection_flags(s3_endpoint, mlflow_uri, cache_dir),
     ]
 
@@ -75,6 +76,7 @@ def train(
     s3_endpoint: Optional[str] = None,
     mlflow_uri: Optional[str] = None,
     cache_dir: Optional[str] = None,
+    init_from: Optional[str] = None,
 ):
     """Train a registered model with its ModelZoo recipe on a preprocessed dataset; resumes after a restart.
 
@@ -100,13 +102,14 @@ def train(
         s3_endpoint: Object store host:port (default: $MINDZOO_S3_ENDPOINT).
         mlflow_uri: MLflow tracking URI (default: $MLFLOW_TRACKING_URI).
         cache_dir: Local dataset cache (a workspace or PVC path for ImageNet-sized data).
+        init_from: Start from these weights (models:/<name>/<version>, a checkpoint prefix or .ckpt; '' for none).
     """
     return dsl.ContainerSpec(
         image=images.CPU,
         command=command("train"),
         args=[*_train_args(dataset, model, recipe, set, output, run_id, workers, input_size, steps_per_epoch,
                            checkpoint_every_steps, log_every, device, engine, mode, threads, data_workers,
-                           s3_endpoint, mlflow_uri, cache_dir), *executor_input()],
+                           s3_endpoint, mlflow_uri, cache_dir, init_from), *executor_input()],
     )
 
 
@@ -140,6 +143,7 @@ def train_distributed(
     s3_endpoint: Optional[str] = None,
     mlflow_uri: Optional[str] = None,
     cache_dir: Optional[str] = None,
+    init_from: Optional[str] = None,
 ):
     """Train on `nodes` pods of an Indexed Job (MindSpore dynamic cluster; pod 0 hosts the scheduler).
 
@@ -172,6 +176,7 @@ def train_distributed(
         s3_endpoint: See `train`.
         mlflow_uri: See `train`.
         cache_dir: See `train`.
+        init_from: See `train`.
     """
     return dsl.ContainerSpec(
         image=images.CPU,
@@ -179,7 +184,7 @@ def train_distributed(
         args=[
             *_train_args(dataset, model, recipe, set, output, run_id, workers, input_size, steps_per_epoch,
                          checkpoint_every_steps, log_every, device, engine, mode, threads, data_workers,
-                         s3_endpoint, mlflow_uri, cache_dir),
+                         s3_endpoint, mlflow_uri, cache_dir, init_from),
             "--launch-nodes", nodes,
             "--launch-pools", launch_pools,
             "--launch-s3-secret", s3_secret,

@@ -19,7 +19,10 @@ from typing import Any
 import click
 
 from mindzoo import __version__
-from mindzoo.config import DigitsConfig, RunsCompareConfig, StackConfig, StorageConfig, TrackingConfig
+from mindzoo.config import (
+    CheckpointExportConfig, CheckpointImportConfig, DigitsConfig, RunsCompareConfig, StackConfig, StorageConfig,
+    TrackingConfig,
+)
 from mindzoo.configkit import build, click_options
 from mindzoo.errors import MindzooError, NotInEnvironment
 from mindzoo.steps import STEPS
@@ -181,6 +184,51 @@ def storage_cp(src: str, dst: str, **flags: Any) -> None:
             click.echo(f"uploaded {src} to {dst}")
     else:
         raise MindzooError("exactly one of SRC and DST must be an s3:// URI")
+
+
+# -- checkpoints in and out ------------------------------------------------------------
+@cli.group()
+def checkpoints() -> None:
+    """ModelZoo .ckpt files in and out (parameter names mapped per family)."""
+
+
+def _lazy_storage(flags: dict[str, Any]) -> Callable[[], Any]:
+    return functools.lru_cache(maxsize=1)(lambda: _storage(flags))
+
+
+@checkpoints.command("import")
+@click.argument("src")
+@click.argument("dest")
+@click_options(CheckpointImportConfig)
+@click_options(StorageConfig, prefix="storage")
+@requires("runtime", "mindspore")
+def checkpoints_import(src: str, dest: str, **flags: Any) -> None:
+    """Turn a ModelZoo .ckpt SRC (optimizer entries ignored and reported) into a checkpoint folder DEST
+    (model.ckpt + model.json; local or s3://) that evaluate, export and train --init-from take."""
+    from mindzoo.engine.interchange import import_modelzoo
+
+    own = {k: v for k, v in flags.items() if not k.startswith("storage__")}
+    cfg = build(CheckpointImportConfig, {**own, "src": src, "dest": dest}, "checkpoints.import")
+    store = _lazy_storage({k: v for k, v in flags.items() if k.startswith("storage__")})
+    out = import_modelzoo(cfg, store, say=lambda line: click.echo(line, err=True))
+    click.echo(f"imported {src} -> {out}")
+
+
+@checkpoints.command("export")
+@click.argument("src")
+@click.argument("dest")
+@click_options(CheckpointExportConfig)
+@click_options(StorageConfig, prefix="storage")
+@requires("runtime", "mindspore")
+def checkpoints_export(src: str, dest: str, **flags: Any) -> None:
+    """Write the mindzoo checkpoint SRC as DEST.ckpt in the ModelZoo's parameter names (local or s3://), for
+    the ModelZoo's own eval.py / export.py."""
+    from mindzoo.engine.interchange import export_modelzoo
+
+    own = {k: v for k, v in flags.items() if not k.startswith("storage__")}
+    cfg = build(CheckpointExportConfig, {**own, "src": src, "dest": dest}, "checkpoints.export")
+    store = _lazy_storage({k: v for k, v in flags.items() if k.startswith("storage__")})
+    click.echo(f"exported {src} -> {export_modelzoo(cfg, store, say=lambda line: click.echo(line, err=True))}")
 
 
 # -- comparing runs -------------------------------------------------------------------

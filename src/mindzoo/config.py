@@ -75,9 +75,14 @@ class DigitsConfig:
     size: int = option(32, help="Image side in pixels (digits are 8x8, upscaled)")
     val_fraction: float = option(0.2, help="Fraction of each class held out for validation")
     seed: int = option(0, help="Seed of the train/val split")
+    classes: tuple[int, ...] = option((), help="Write only these digits, e.g. 0,1,2,3,4,5 (imagefolder only; "
+                                               "default all ten), e.g. to pretrain on some and fine-tune on others")
 
     def __post_init__(self) -> None:
         check(self.format != "cifar10" or self.size == 32, "size", "the CIFAR-10 layout is 32x32 only")
+        check(not self.classes or self.format == "imagefolder", "classes", "needs --format imagefolder")
+        check(all(0 <= c <= 9 for c in self.classes) and len(set(self.classes)) == len(self.classes), "classes",
+              "must be distinct digits 0..9")
         check(8 <= self.size <= 512, "size", "must be in 8..512")
         check(0.0 < self.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
 
@@ -159,6 +164,38 @@ def _join_overrides(items: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(joined)
 
 
+# ``--set`` keys that are train flags, not recipe keys: the ModelZoo configs' ``pre_trained`` +
+# ``checkpoint_path`` (continue from a checkpoint) and timm/MindCV-style fine-tuning settings.
+_FLAG_KEYS: dict[str, tuple[str, type]] = {
+    "checkpoint_path": ("init_from", str), "finetune.freeze": ("freeze", str),
+    "finetune.head_lr_mult": ("head_lr_mult", float), "finetune.strict": ("strict", bool)}
+
+
+def _fine_tuning_overrides(cfg: TrainConfig) -> None:
+    """Move ``pre_trained``/``checkpoint_path``/``finetune.*`` out of ``--set`` onto their flags."""
+    from mindzoo.configkit import coerce
+
+    items = _join_overrides(cfg.set)
+    pairs = [item.split("=", 1) for item in items if "=" in item]
+    taken = {k.strip(): v.strip() for k, v in pairs if k.strip() in (*_FLAG_KEYS, "pre_trained")}
+    if not taken:
+        return
+    object.__setattr__(cfg, "set", tuple(i for i in items if i.split("=", 1)[0].strip() not in taken))
+    if "pre_trained" in taken:
+        pre_trained = coerce(taken.pop("pre_trained"), bool, "train.set.pre_trained")
+        check(not pre_trained or "checkpoint_path" in taken or bool(cfg.init_from), "set",
+              "pre_trained=True needs checkpoint_path=<checkpoint> (or --init-from)")
+        if not pre_trained:
+            taken.pop("checkpoint_path", None)  # the ModelZoo configs keep a path with pre_trained: False
+    for key, value in taken.items():
+        name, tp = _FLAG_KEYS[key]
+        new = coerce(value, tp, f"train.set.{key}")
+        current = getattr(cfg, name)
+        check(name != "init_from" or not current or current == new, "init_from",
+              f"--init-from {current} and --set checkpoint_path={value} disagree")
+        object.__setattr__(cfg, name, new)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Train a registered model with its ModelZoo recipe on a `mindzoo preprocess` output.
@@ -187,8 +224,19 @@ class TrainConfig:
     threads: int = option(0, help="CPU kernel threads per process (0: the framework default)")
     data_workers: int = option(0, help="Input pipeline threads per process (0: CPUs / processes)")
     cache_dir: str = option("", help="Local dataset cache (default: $MINDZOO_CACHE_DIR or ~/.cache/mindzoo)")
+    init_from: str = option("", help="Start from these weights (weights only: fresh optimizer, schedule, epochs): "
+                                     "a mindzoo checkpoint folder or s3:// prefix, models:/<name>/<version>, a torch "
+                                     "engine checkpoint, or a .ckpt in mindzoo or ModelZoo names",
+                            artifact=True)
+    strict: bool = option(False, help="With --init-from: a class-count difference is an error instead of "
+                                      "re-initialising the classifier head")
+    freeze: Literal["none", "backbone"] = option(
+        "none", help="Fine-tuning: backbone trains only the classifier head (also --set finetune.freeze=backbone)")
+    head_lr_mult: float = option(1.0, help="Fine-tuning: the classifier head's LR is the schedule's times this "
+                                           "(also --set finetune.head_lr_mult=10)")
 
     def __post_init__(self) -> None:
+        _fine_tuning_overrides(self)
         check(bool(self.dataset.strip()), "dataset", "must not be empty")
         check(self.output.startswith("s3://") and len(self.output) > len("s3://"), "output",
               f"must be an s3:// URI (got {self.output!r})")
@@ -207,6 +255,10 @@ class TrainConfig:
         check(self.log_every >= 1, "log_every", "must be >= 1")
         check(0 <= self.threads <= 256, "threads", "must be in 0..256")
         check(0 <= self.data_workers <= 64, "data_workers", "must be in 0..64")
+        check(self.freeze in ("none", "backbone"), "freeze", "must be none or backbone")
+        check(self.head_lr_mult > 0, "head_lr_mult", "must be > 0")
+        check(not (self.strict or self.freeze != "none" or self.head_lr_mult != 1.0) or bool(self.init_from),
+              "init_from", "--strict, --freeze and --head-lr-mult fine-tune: give the weights to start from")
 
     def overrides(self) -> dict[str, str]:
         """``--set`` as the ``{dotted key: value}`` that ``load_recipe`` takes."""
@@ -322,6 +374,40 @@ class InferConfig:
         check(self.warmup >= 0, "warmup", "must be >= 0")
         check(self.max_images >= 0, "max_images", "must be >= 0")
         check(0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class CheckpointImportConfig:
+    """A ModelZoo .ckpt -> a mindzoo checkpoint folder (``model.ckpt`` + ``model.json``)."""
+
+    src: str = option(help="The ModelZoo .ckpt (local file or s3:// object)", metadata={"cli": False})
+    dest: str = option(help="The checkpoint folder to write (local, must not exist, or an s3:// prefix)",
+                       metadata={"cli": False})
+    recipe: str = option(help="The recipe the checkpoint was trained with (names the model and its data config)")
+    num_classes: int = option(0, help="Expected class count (0: whatever the checkpoint's head has)")
+    input_size: int = option(0, help="Input side recorded for evaluate/export (0: the recipe's)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.src.strip()), "src", "must not be empty")
+        check(bool(self.dest.strip()), "dest", "must not be empty")
+        check(bool(self.recipe.strip()), "recipe", "must not be empty")
+        check(self.num_classes >= 0, "num_classes", "must be >= 0")
+        check(self.input_size == 0 or self.input_size >= 8, "input_size", "must be 0 (the recipe's) or >= 8")
+
+
+@dataclass(frozen=True)
+class CheckpointExportConfig:
+    """A mindzoo checkpoint -> a .ckpt in the ModelZoo's parameter names."""
+
+    src: str = option(help="A mindzoo checkpoint: folder, s3:// prefix, or .ckpt with a model.json sidecar",
+                      metadata={"cli": False})
+    dest: str = option(help="The .ckpt to write (local file or s3:// object)", metadata={"cli": False})
+    to: Literal["modelzoo"] = option("modelzoo", help="Naming to write (the MindSpore ModelZoo's)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.src.strip()), "src", "must not be empty")
+        check(self.dest.endswith(".ckpt"), "dest", f"must name a .ckpt file (got {self.dest!r})")
+        check(self.to == "modelzoo", "to", "must be modelzoo")
 
 
 _MLFLOW_RUN_ID_CHARS = frozenset("0123456789abcdef")

@@ -68,3 +68,19 @@ def test_an_output_path_through_a_file_is_one_error_line(tmp_path):
                            str(tmp_path / "file" / "digits")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and proc.stderr.splitlines() == [f"error: File exists: {tmp_path / 'file'}"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_class_subset_keeps_those_digits_with_the_same_split(tmp_path):
+    (all_x, all_y), (all_vx, all_vy) = digits.load(DigitsConfig(format="imagefolder"))
+    (x, y), (vx, vy) = digits.load(DigitsConfig(format="imagefolder", classes=(6, 7, 8, 9)))
+    keep, vkeep = all_y >= 6, all_vy >= 6
+    assert np.array_equal(y, all_y[keep]) and np.array_equal(x, all_x[keep]) and np.array_equal(vy, all_vy[vkeep])
+    digits.make(DigitsConfig(format="imagefolder", classes=(6, 7, 8, 9)), tmp_path / "tree")
+    assert sorted(p.name for p in (tmp_path / "tree" / "train").iterdir()) == [digits.synset(c) for c in (6, 7, 8, 9)]
+
+
+@pytest.mark.parametrize("kwargs", [{"classes": (1,)}, {"format": "imagefolder", "classes": (3, 3)},
+                                    {"format": "imagefolder", "classes": (10,)}])
+def test_bad_class_subsets_name_the_key(kwargs):
+    with pytest.raises(ValueError, match="^classes: "):
+        DigitsConfig(**kwargs)

@@ -174,3 +174,21 @@ def test_dynamic_loss_scale_skips_overflow_steps_on_cpu(mode):
     assert not np.array_equal(net.dense.weight.asnumpy(), before)
     assert int(opt.global_step.asnumpy()[0]) == 1
     ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+def test_a_head_lr_multiplier_scales_only_its_parameters_lr():
+    """Fine-tuning's --head-lr-mult: a group of its own whose LR array is the schedule's times the multiplier."""
+    recipe = load_recipe("resnet50_bam", {"optim.weight_decay": "0.1"})
+    groups = param_groups(["layer.weight", "bn.gamma", "fc.weight"], recipe.optim, {"fc.weight": 10.0})
+    assert [(g.names, g.weight_decay, g.lr_mult) for g in groups] == [
+        (("layer.weight",), 0.1, 1.0), (("fc.weight",), 0.1, 10.0), (("bn.gamma",), 0.0, 1.0)]
+    lr = np.array([0.1, 0.05, 0.02], np.float32)
+    net = TwoParams()
+    got_w, got_g = _run(steps.build_optimizer(net, recipe.optim, lr, 1.0, {"bn.gamma": 10.0}), net)
+    w, g = np.array([1.0, -2.0, 0.5]), np.array([1.0, 1.0])
+    vw, vg = np.zeros(3), np.zeros(2)
+    for i, (gw, gg) in enumerate(GRADS):
+        vw, vg = 0.9 * vw + (gw + 0.1 * w), 0.9 * vg + gg
+        w, g = w - lr[i] * vw, g - 10 * lr[i] * vg
+    np.testing.assert_allclose(got_w, w, rtol=1e-5)
+    np.testing.assert_allclose(got_g, g, rtol=1e-5)

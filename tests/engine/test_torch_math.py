@@ -50,18 +50,18 @@ class MsTwoParams(nn.Cell):
         return (self.weight * x).sum() + self.gamma.sum()
 
 
-def _mindspore(recipe, lr: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def _mindspore(recipe, lr: np.ndarray, scale: float = 1.0, lr_mult=None) -> tuple[np.ndarray, np.ndarray]:
     net = MsTwoParams()
-    optimizer = ms_steps.build_optimizer(net, recipe.optim, lr, scale)
+    optimizer = ms_steps.build_optimizer(net, recipe.optim, lr, scale, lr_mult)
     for gw, gg in GRADS:
         optimizer((Tensor(gw * scale), Tensor(gg * scale)))  # the MindSpore optimizer divides by its loss scale
     return net.weight.asnumpy(), net.gamma.asnumpy()
 
 
-def _torch(recipe, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.optim.Optimizer, dict]:
+def _torch(recipe, lr: np.ndarray, lr_mult=None) -> tuple[np.ndarray, np.ndarray, torch.optim.Optimizer, dict]:
     named = {"layer.weight": torch.nn.Parameter(torch.from_numpy(W0.copy())),
              "bn.gamma": torch.nn.Parameter(torch.from_numpy(GAMMA0.copy()))}
-    optimizer = steps.build_optimizer(named, recipe.optim)
+    optimizer = steps.build_optimizer(named, recipe.optim, lr_mult)
     for i, (gw, gg) in enumerate(GRADS):
         named["layer.weight"].grad, named["bn.gamma"].grad = torch.from_numpy(gw), torch.from_numpy(gg)
         steps.set_lr(optimizer, float(lr[i]))
@@ -79,6 +79,17 @@ def test_momentum_matches_mindspore_with_groups_and_loss_scale(recipe_name):
     np.testing.assert_allclose(got_g, want_g, rtol=1e-5)
     decayed = recipe.optim.no_decay.rule == "none"  # googlenet_cifar10 decays gamma too
     assert (got_g != _torch(load_recipe(recipe_name, {"optim.weight_decay": "0"}), lr)[1]).any() == decayed
+
+
+@pytest.mark.parametrize("recipe_name", ["resnet50_bam", "inception_v4"])
+def test_a_head_lr_multiplier_matches_mindspore(recipe_name):
+    recipe = load_recipe(recipe_name, {"optim.weight_decay": "0.1"})
+    lr, mult = np.array([0.1, 0.05, 0.02], np.float32), {"layer.weight": 10.0}
+    want_w, want_g = _mindspore(recipe, lr, lr_mult=mult)
+    got_w, got_g, _, _ = _torch(recipe, lr, lr_mult=mult)
+    np.testing.assert_allclose(got_w, want_w, rtol=1e-5)
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-5)
+    assert (got_w != _torch(recipe, lr)[0]).all()  # the multiplier did change the head's updates
 
 
 def test_rmsprop_matches_mindspore_and_the_formula_with_epsilon_inside_the_root():

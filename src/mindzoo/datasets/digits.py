@@ -51,7 +51,8 @@ def load(cfg: DigitsConfig) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nda
         val_idx.extend(idx[: round(len(idx) * cfg.val_fraction)])
     is_val = np.zeros(len(labels), dtype=bool)
     is_val[val_idx] = True
-    return (images[~is_val], labels[~is_val]), (images[is_val], labels[is_val])
+    keep = np.isin(labels, cfg.classes) if cfg.classes else np.ones(len(labels), dtype=bool)
+    return (images[~is_val & keep], labels[~is_val & keep]), (images[is_val & keep], labels[is_val & keep])
 
 
 def cifar_records(images: np.ndarray, labels: np.ndarray) -> bytes:

@@ -17,7 +17,7 @@ Update rules, as MindSpore defines them (a torch engine must match these):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,14 +28,22 @@ __all__ = ["ParamGroup", "param_groups"]
 class ParamGroup:
     names: tuple[str, ...]
     weight_decay: float
+    lr_mult: float = 1.0  # this group's LR is the schedule's times this (fine-tuning's head LR)
 
 
-def param_groups(names: Iterable[str], optim: Any) -> list[ParamGroup]:
-    """Split parameter ``names`` by the recipe's no-decay rule; empty groups are left out."""
+def param_groups(names: Iterable[str], optim: Any, lr_mult: Mapping[str, float] | None = None) -> list[ParamGroup]:
+    """Split parameter ``names`` by the recipe's no-decay rule, then by LR multiplier (``lr_mult``: name ->
+    multiplier, 1 for names not in it); empty groups are left out."""
     names = list(names)
     if optim.weight_decay == 0 or optim.no_decay.rule == "none":
-        return [ParamGroup(tuple(names), float(optim.weight_decay))]
-    decay = tuple(n for n in names if not optim.no_decay.applies(n))
-    plain = tuple(n for n in names if optim.no_decay.applies(n))
-    groups = [ParamGroup(decay, float(optim.weight_decay)), ParamGroup(plain, 0.0)]
-    return [g for g in groups if g.names]
+        groups = [ParamGroup(tuple(names), float(optim.weight_decay))]
+    else:
+        decay = tuple(n for n in names if not optim.no_decay.applies(n))
+        plain = tuple(n for n in names if optim.no_decay.applies(n))
+        groups = [ParamGroup(decay, float(optim.weight_decay)), ParamGroup(plain, 0.0)]
+    mult = dict(lr_mult or {})
+    split = []
+    for group in groups:
+        for m in sorted({mult.get(n, 1.0) for n in group.names}):
+            split.append(ParamGroup(tuple(n for n in group.names if mult.get(n, 1.0) == m), group.weight_decay, m))
+    return [g for g in split if g.names]

@@ -37,6 +37,8 @@ class TrainPlan:
     run_id: str = ""
     run_prefix: S3Uri = S3Uri("mindzoo")
     engine: str = "mindspore"  # the framework that trains (and writes the checkpoints)
+    init_uri: str = ""  # --init-from as given
+    init_from: dict[str, Any] = field(default_factory=dict)  # what was loaded: uri, sha256, names, re-initialised
 
     @property
     def has_val(self) -> bool:
@@ -71,7 +73,7 @@ class TrainPlan:
                 "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_kwargs.items()},
                 "data_config": self.recipe.data_config, "recipe": self.recipe.name, "run_id": self.run_id,
                 "dataset_hash": self.dataset_hash, "classes": list(self.dataset.get("classes", [])),
-                "data_overrides": self.data_overrides}
+                "data_overrides": self.data_overrides, **({"init_from": self.init_from} if self.init_from else {})}
 
     def settings(self, steps_per_epoch: int, world_size: int) -> dict[str, Any]:
         """Everything a resumed run must share with the run it continues."""
@@ -81,6 +83,7 @@ class TrainPlan:
                 if not k.startswith("model_kwargs")}
         # The engine only when not MindSpore: runs recorded before there was a choice still resume.
         engine = {"engine": self.engine} if self.engine != "mindspore" else {}
+        engine.update({"init_from": self.init_uri} if self.init_uri else {})  # likewise only when given
         return {**flat, "model": self.model, **engine, "input_size": self.input_size,
                 "dataset_hash": self.dataset_hash,
                 **{f"data.{k}": v for k, v in self.data_overrides.items()},
@@ -201,7 +204,7 @@ def plan_training(cfg: Any, storage: Any) -> TrainPlan:
     run_id = cfg.run_id or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     return TrainPlan(model, recipe, source, cfg.overrides(), data_cfg, size, scaled_sizes(recipe, data_cfg, size),
                      cfg.dataset, local, info, run_id, S3Uri.parse(cfg.output).join(run_id),
-                     getattr(cfg, "engine", "mindspore"))
+                     getattr(cfg, "engine", "mindspore"), getattr(cfg, "init_from", ""))
 
 
 def tracking_params(plan: TrainPlan, cfg: Any, world_size: int) -> dict[str, Any]:
@@ -219,7 +222,11 @@ def tracking_params(plan: TrainPlan, cfg: Any, world_size: int) -> dict[str, Any
         "output": str(plan.run_prefix), "mode": cfg.mode,
     })
     params.update({f"train.{k}": v for k, v in to_flat_dict(cfg).items() if k in
-                   ("steps_per_epoch", "checkpoint_every_steps", "threads", "data_workers", "workers")})
+                   ("steps_per_epoch", "checkpoint_every_steps", "threads", "data_workers", "workers", "freeze",
+                    "head_lr_mult", "strict")})
+    if plan.init_from:  # the weights the run started from
+        params.update({"init_from": plan.init_from.get("uri", ""), "init_from_sha256": plan.init_from.get("sha256", ""),
+                       "init_reinitialised": ",".join(plan.init_from.get("reinitialised", [])) or "-"})
     import os
 
     # Set by the image build and the pipeline launcher (the same variables the step context tags runs with).

@@ -89,7 +89,33 @@ class Trainer:
                                      input_size=self.plan.input_size, **self.plan.model_kwargs)
         except ConfigError as err:  # the builder names its own keys (model.input_size): ours are train.*
             raise ConfigError(f"train.{err.key.removeprefix('model.')}", err.problem) from None
+        self._fine_tuning()
         self.backend.setup_training(self.recipe, self.lr, loss_scale_plan(self.recipe.loss_scale))
+
+    def _fine_tuning(self) -> None:
+        """``--freeze backbone`` / ``--head-lr-mult``: the head is every parameter whose shape follows the class
+        count (asked of the network, so no per-model list). Frozen BatchNorm statistics still update."""
+        freeze, mult = getattr(self.cfg, "freeze", "none"), float(getattr(self.cfg, "head_lr_mult", 1.0))
+        if freeze == "none" and mult == 1.0:
+            return
+        heads = self.backend.head_names()
+        if freeze == "backbone":
+            self.backend.freeze(set(self.backend.param_shapes()) - heads)
+            self.say(f"backbone frozen: training only {', '.join(sorted(heads))}")
+        if mult != 1.0:
+            self.backend.lr_mult = {name: mult for name in heads}
+            self.say(f"head LR x{mult:g}: {', '.join(sorted(heads))}")
+
+    def initialise(self, source: Any) -> Any:
+        """Load a :class:`mindzoo.engine.weights.WeightSource` into the fresh network (weights only)."""
+        from mindzoo.engine import weights
+
+        fitted = weights.fit(source.arrays, model=self.plan.model, shapes=self.backend.param_shapes(),
+                             heads=self.backend.head_names(), num_classes=self.recipe.num_classes, where=source.uri,
+                             strict=bool(getattr(self.cfg, "strict", False)))
+        self.backend.assign(fitted.arrays)
+        self.say(weights.describe(fitted, source))
+        return fitted
 
     def resume(self) -> bool:
         """Load the newest published checkpoint, if any; True when resumed."""

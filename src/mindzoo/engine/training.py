@@ -108,6 +108,7 @@ def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ck
         trainer.prepare()
         settings = plan.settings(trainer.spe, rt.world_size)
         _check_same_run(record, settings, plan)
+        plan = trainer.plan = replace(plan, init_from=_initialise(cfg, ctx, trainer, record, rt.rank))
         if rt.rank == 0:
             trainer.tracker = _tracking(ctx, plan, cfg, rt, record)
             _write_run_record(ctx.storage, plan, settings, trainer.tracker.run_id)
@@ -126,6 +127,22 @@ def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ck
                  rt.rank, backend=backend, model_uri=model_uri)
     finally:
         trainer.cleanup()
+
+
+def _initialise(cfg: Any, ctx: Any, trainer: Any, record: dict[str, Any], rank: int) -> dict[str, Any]:
+    """``--init-from``: load the weights into the fresh network, unless the run resumes (its checkpoint wins);
+    returns what run.json, MLflow and the model card record about the source."""
+    if not getattr(cfg, "init_from", ""):
+        return {}
+    if trainer.reader is not None and trainer.reader.latest() is not None:
+        return record.get("identity", {}).get("init_from") or {"uri": cfg.init_from}
+    from mindzoo.endpoints import resolve_tracking_uri
+    from mindzoo.engine import weights
+
+    tracking = resolve_tracking_uri(ctx.tracking_cfg) if cfg.init_from.startswith("models:/") else None
+    source = weights.fetch(cfg.init_from, ctx.storage, trainer.work / f"init-{rank}", tracking)
+    fitted = trainer.initialise(source)
+    return {**source.record(), "names": fitted.names, "reinitialised": fitted.reinitialised}
 
 
 def _tracking(ctx: Any, plan: TrainPlan, cfg: Any, rt: Any, record: dict[str, Any]) -> Any:

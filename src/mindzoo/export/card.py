@@ -30,6 +30,9 @@ def lineage(point: Any) -> dict[str, str]:
            "train_mlflow_run_id": run.get("mlflow_run_id") or "", "recipe": ident.get("recipe", ""),
            "git_sha": os.environ.get("MINDZOO_GIT_SHA", ""), "image": os.environ.get("MINDZOO_IMAGE", ""),
            "image_digest": os.environ.get("MINDZOO_IMAGE_DIGEST", "")}
+    start = ident.get("init_from") or {}  # the weights training started from (--init-from), or an import's source
+    if start:
+        out.update(init_from=start.get("uri", ""), init_from_sha256=start.get("sha256", ""))
     return {k: str(v) for k, v in out.items()}
 
 

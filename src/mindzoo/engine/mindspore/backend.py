@@ -46,6 +46,8 @@ class Backend:
         self._sum: Any = None
         self._position = 0
         self.world_size = 1
+        self.lr_mult: dict[str, float] = {}  # parameter name -> LR multiplier (fine-tuning's head LR)
+        self._built: tuple[str, int, dict[str, Any]] = ("", 0, {})
 
     # -- process ---------------------------------------------------------------------------
     def start(self) -> runtime.Runtime:
@@ -69,12 +71,42 @@ class Backend:
 
         self.net = create_model(name, framework="mindspore", num_classes=num_classes, input_size=input_size,
                                 **kwargs)
+        self._built = (name, num_classes, {"input_size": input_size, **kwargs})
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter (BatchNorm statistics included) by name, in definition order."""
+        return {p.name: tuple(p.shape) for p in self.net.get_parameters()}
+
+    def head_names(self) -> set[str]:
+        """The parameters whose shape follows the class count (the net built again, uninitialised, with one
+        class more)."""
+        from mindzoo.engine.modelzoo import model_shapes
+        from mindzoo.engine.weights import head_names
+
+        name, classes, kwargs = self._built
+        kwargs = dict(kwargs)
+        other = model_shapes(name, num_classes=classes + 1, input_size=kwargs.pop("input_size"), model_kwargs=kwargs)
+        return head_names(self.param_shapes(), other)
+
+    def assign(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set parameters from numpy arrays by name (shapes already checked)."""
+        import mindspore as ms
+
+        params = {p.name: p for p in self.net.get_parameters()}
+        for name, value in arrays.items():
+            params[name].set_data(ms.Tensor(np.ascontiguousarray(value), params[name].dtype))
+
+    def freeze(self, names: set[str]) -> None:
+        """Exclude parameters from training (before :meth:`setup_training` builds the optimizer)."""
+        for param in self.net.get_parameters():
+            if param.name in names:
+                param.requires_grad = False
 
     def setup_training(self, recipe: Any, lr: np.ndarray, plan: LossScalePlan) -> None:
         from mindzoo.engine.mindspore import steps
 
         loss_fn = steps.build_loss(recipe.loss, recipe.num_classes)
-        self.optimizer = steps.build_optimizer(self.net, recipe.optim, lr, plan.optimizer_scale)
+        self.optimizer = steps.build_optimizer(self.net, recipe.optim, lr, plan.optimizer_scale, self.lr_mult)
         if plan.kind == "dynamic":
             self.scaler = DynamicLossScale(plan.dynamic_init, plan.dynamic_factor, plan.dynamic_window)
         level, keep_bn = amp_settings(recipe, self.device)

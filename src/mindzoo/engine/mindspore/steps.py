@@ -56,11 +56,16 @@ def build_loss(loss_cfg: Any, num_classes: int) -> nn.Cell:
     return SmoothCrossEntropy(num_classes, on, off)
 
 
-def build_optimizer(net: nn.Cell, optim: Any, lr: np.ndarray, loss_scale: float) -> nn.Optimizer:
+def build_optimizer(net: nn.Cell, optim: Any, lr: np.ndarray, loss_scale: float,
+                    lr_mult: dict[str, float] | None = None) -> nn.Optimizer:
+    """The recipe's optimizer over the trainable parameters; a group with an LR multiplier gets its own
+    LR array (the schedule times the multiplier)."""
     params = net.trainable_params()
     by_name = {p.name: p for p in params}
-    groups: list[dict[str, Any]] = [{"params": [by_name[n] for n in g.names], "weight_decay": g.weight_decay}
-                                    for g in param_groups(by_name, optim)]
+    groups: list[dict[str, Any]] = [
+        {"params": [by_name[n] for n in g.names], "weight_decay": g.weight_decay,
+         **({"lr": Tensor(lr * g.lr_mult, ms.float32)} if g.lr_mult != 1.0 else {})}
+        for g in param_groups(by_name, optim, lr_mult)]
     groups.append({"order_params": params})
     rate = Tensor(lr, ms.float32)
     if optim.name == "momentum":

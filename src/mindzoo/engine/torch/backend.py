@@ -55,6 +55,8 @@ class Backend:
         self._position = 0
         self.world_size = 1
         self.amp: torch.dtype | None = None
+        self.lr_mult: dict[str, float] = {}  # MindSpore name -> LR multiplier (fine-tuning's head LR)
+        self._built: tuple[str, int, dict[str, Any]] = ("", 0, {})
 
     # -- process ---------------------------------------------------------------------------
     def start(self) -> runtime.Runtime:
@@ -93,6 +95,38 @@ class Backend:
             self.net.to(memory_format=torch.channels_last)  # tensor-core friendly; the same math
         self._names = convert.mindspore_names(self.net.state_dict())
         self.model = self.net
+        self._built = (name, num_classes, {"input_size": input_size, **kwargs})
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter and BatchNorm statistic by MindSpore name."""
+        return {self._names[k]: tuple(v.shape) for k, v in self.net.state_dict().items() if k in self._names}
+
+    def head_names(self) -> set[str]:
+        """The parameters whose shape follows the class count (the net built again on the meta device, with
+        one class more)."""
+        from mindzoo.engine.weights import head_names
+        from mindzoo.registry import create_model
+
+        name, classes, kwargs = self._built
+        with torch.device("meta"):
+            other = create_model(name, framework="torch", num_classes=classes + 1, **kwargs).state_dict()
+        names = convert.mindspore_names(other)
+        return head_names(self.param_shapes(), {names[k]: tuple(v.shape) for k, v in other.items() if k in names})
+
+    def assign(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set parameters from MindSpore-named numpy arrays (shapes already checked; layouts are the same)."""
+        keys = {ms_name: key for key, ms_name in self._names.items()}
+        state = self.net.state_dict()
+        with torch.no_grad():
+            for name, value in arrays.items():
+                target = state[keys[name]]
+                target.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(target.device, target.dtype))
+
+    def freeze(self, names: set[str]) -> None:
+        """Exclude parameters from training (before :meth:`setup_training` builds the optimizer)."""
+        for key, param in self.net.named_parameters():
+            if self._names[key] in names:
+                param.requires_grad_(False)
 
     def _named_parameters(self) -> dict[str, torch.nn.Parameter]:
         """Trainable parameters by MindSpore name (the names the recipes' no-decay rules match)."""
@@ -100,7 +134,7 @@ class Backend:
 
     def setup_training(self, recipe: Any, lr: np.ndarray, plan: LossScalePlan) -> None:
         self._lr = lr
-        self.optimizer = steps.build_optimizer(self._named_parameters(), recipe.optim)
+        self.optimizer = steps.build_optimizer(self._named_parameters(), recipe.optim, self.lr_mult)
         if plan.kind == "dynamic":
             self.scaler = DynamicLossScale(plan.dynamic_init, plan.dynamic_factor, plan.dynamic_window)
         level, _ = amp_settings(recipe, self.device)  # autocast keeps BatchNorm in fp32 whatever the recipe says

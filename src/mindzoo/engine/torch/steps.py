@@ -89,10 +89,12 @@ class MindSporeRMSProp(torch.optim.Optimizer):
 _STATE_NAMES = {"momentum_buffer": "moments", "mean_square": "mean_square", "moment": "moment"}
 
 
-def build_optimizer(named: Mapping[str, torch.nn.Parameter], optim: Any) -> torch.optim.Optimizer:
-    """The recipe's optimizer over ``named`` (MindSpore name -> torch parameter); the LR is set per step."""
-    groups = [{"params": [named[n] for n in g.names], "weight_decay": g.weight_decay}
-              for g in param_groups(named, optim)]
+def build_optimizer(named: Mapping[str, torch.nn.Parameter], optim: Any,
+                    lr_mult: Mapping[str, float] | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``named`` (MindSpore name -> torch parameter); the LR is set per step,
+    times each group's ``lr_mult``."""
+    groups = [{"params": [named[n] for n in g.names], "weight_decay": g.weight_decay, "lr_mult": g.lr_mult}
+              for g in param_groups(named, optim, lr_mult)]
     if optim.name == "momentum":
         return torch.optim.SGD(groups, lr=0.0, momentum=float(optim.momentum), dampening=0.0, nesterov=False)
     return MindSporeRMSProp(groups, lr=0.0, decay=float(optim.decay), momentum=float(optim.momentum),
@@ -101,7 +103,7 @@ def build_optimizer(named: Mapping[str, torch.nn.Parameter], optim: Any) -> torc
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer, named: Mapping[str, torch.nn.Parameter],
