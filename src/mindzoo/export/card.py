@@ -10,8 +10,8 @@ from mindzoo.archs import DataConfig
 
 
 def preprocessing(data_cfg: DataConfig, shape: tuple[int, ...]) -> dict[str, Any]:
-    """What `mindzoo infer` (or any client) must do to an image before the MindIR sees it."""
-    e = data_cfg.eval
+    """What `mindzoo infer` (or any client) must do to an image before the MindIR sees it (the 310 app's way)."""
+    e = data_cfg.infer
     scale = 255.0 if data_cfg.normalize == "uint8" else 1.0
     steps = ["Decode (RGB)",
              f"Resize {'short side to ' + str(e.resize_size) if e.resize_mode == 'short_side' else f'to {e.resize_size}x{e.resize_size}'}"
