@@ -25,11 +25,14 @@ def preprocessing(data_cfg: DataConfig, shape: tuple[int, ...]) -> dict[str, Any
 
 
 def lineage(point: Any) -> dict[str, str]:
+    """Where the export comes from: data, training run, recipe, and the code and image this step ran in."""
+    from mindzoo.runs.layout import ENV_GIT_SHA, ENV_IMAGE, image_digest
+
     ident, run = point.identity, point.run
     out = {"dataset_hash": ident.get("dataset_hash", ""), "train_run_id": ident.get("run_id", ""),
            "train_mlflow_run_id": run.get("mlflow_run_id") or "", "recipe": ident.get("recipe", ""),
-           "git_sha": os.environ.get("MINDZOO_GIT_SHA", ""), "image": os.environ.get("MINDZOO_IMAGE", ""),
-           "image_digest": os.environ.get("MINDZOO_IMAGE_DIGEST", "")}
+           "git_sha": os.environ.get(ENV_GIT_SHA, ""), "image": os.environ.get(ENV_IMAGE, ""),
+           "image_digest": image_digest()}
     return {k: str(v) for k, v in out.items()}
 
 
