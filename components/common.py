@@ -2,7 +2,8 @@
 
 ``command(step)`` runs ``mindzoo STEP`` through ``env`` so that the step's MLflow run is
 tagged with the KFP run it belongs to (``MINDZOO_PIPELINE_RUN_ID``, read by
-``mindzoo.steps.context``): KFP resolves placeholders in the command line, not in
+``mindzoo.steps.context``) and, where ``components/images.py`` pins the images, learns
+their digests (``MINDZOO_IMAGE_DIGESTS``): KFP resolves placeholders in the command line, not in
 environment variables. The image's ENTRYPOINT is ``mindzoo``; Kubernetes replaces it
 with this command, and ``mindzoo pipeline run-local`` resets it for kfp.local.
 """
@@ -11,8 +12,12 @@ from typing import List
 
 from kfp import dsl
 
-# Tags every MLflow run of a step with the KFP run id (the same id on a cluster and locally).
-RUN_ID_ENV = ["env", f"MINDZOO_PIPELINE_RUN_ID={dsl.PIPELINE_JOB_ID_PLACEHOLDER}"]
+from components import images
+
+# Tags every MLflow run of a step with the KFP run id (the same id on a cluster and locally), and, when
+# the images are pinned at compile time, tells the step their digests (it records the one it runs in).
+RUN_ID_ENV = ["env", f"MINDZOO_PIPELINE_RUN_ID={dsl.PIPELINE_JOB_ID_PLACEHOLDER}",
+              *([f"MINDZOO_IMAGE_DIGESTS={images.STEP_DIGESTS}"] if images.STEP_DIGESTS else [])]
 
 # Optional inputs every step has: where the object store and MLflow are (empty: the
 # environment, i.e. the chart's pipeline-defaults ConfigMap) and a local cache folder

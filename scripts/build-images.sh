@@ -33,4 +33,8 @@ $engine build -q -f images/cpu/Dockerfile -t "$image" \
   -v "$wheels:/wheels:ro" .
 # Superseded builds leave multi-GB dangling images behind; the layer cache stays.
 $engine image prune -f >/dev/null
-echo "==> built $image ($($engine image inspect "$image" --format '{{.Size}}' | numfmt --to=iec))"
+# The image's ID exists only once it is built, so it cannot be written into the image: the steps learn it
+# from whoever starts them ($MINDZOO_IMAGE_DIGEST; `mindzoo pipeline run-local` reads this same ID from the
+# engine). For a cluster, push and compile with the registry's digest pinned (images/README.md).
+id=$($engine image inspect "$image" --format '{{.Id}}'); id="sha256:${id#sha256:}"
+echo "==> built $image ($($engine image inspect "$image" --format '{{.Size}}' | numfmt --to=iec), ID $id)"

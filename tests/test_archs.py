@@ -30,6 +30,21 @@ DATA_SPEC = {
 }
 
 
+# The 310 app's resize and crop (§1.5, §2.4, §3.5, §4.4, §5.5): eval.py's everywhere except ZFNet/SPPNet,
+# whose app resizes the short side to 256 where eval.py squashes to (256, 256).
+INFER_SPEC = {name: spec[4] for name, spec in DATA_SPEC.items()}
+INFER_SPEC.update({"zfnet": (256, "short_side", 224), "sppnet": (256, "short_side", 224)})
+
+
+@pytest.mark.parametrize("name", sorted(INFER_SPEC))
+def test_infer_transform_is_the_310_apps(name):
+    cfg = get_data_config(name)
+    assert (cfg.infer.resize_size, cfg.infer.resize_mode, cfg.infer.crop_size) == INFER_SPEC[name]
+    small = cfg.at_size(112)  # scales along with eval's
+    assert (small.infer.resize_size, small.infer.crop_size) == (small.eval.resize_size, 112)
+    assert small.infer.resize_mode == INFER_SPEC[name][1]
+
+
 def test_data_config_names():
     assert set(DATA_CONFIGS) == set(DATA_SPEC)
     assert {m.data_config for m in MODELS.values()} <= set(DATA_CONFIGS)

@@ -18,8 +18,9 @@ FIXED_1024 = {"loss_scale.kind": "fixed", "loss_scale.value": 1024, "loss_scale.
               "loss_scale.dynamic_init": 65536, "loss_scale.dynamic_factor": 2, "loss_scale.dynamic_window": 2000}
 
 
-def _spec(epochs, batch, lr, wd, no_decay, smoothing, off, amp, seed, ckpt, **extra):
-    out = {"epochs": epochs, "batch_size": batch, "optim.weight_decay": wd, "optim.no_decay.rule": no_decay[0],
+def _spec(epochs, batch, lr, wd, no_decay, smoothing, off, amp, seed, ckpt, lr_scaling=("fixed", 1, ()), **extra):
+    out = {"lr_scaling.rule": lr_scaling[0], "lr_scaling.base_world_size": lr_scaling[1],
+           "lr_scaling.published": lr_scaling[2],"epochs": epochs, "batch_size": batch, "optim.weight_decay": wd, "optim.no_decay.rule": no_decay[0],
            "optim.no_decay.patterns": no_decay[1], "loss.label_smoothing": smoothing, "loss.off_value": off,
            "amp_level.ascend": amp[0], "amp_level.gpu": amp[1], "amp_level.cpu": "O0", "keep_batchnorm_fp32": False,
            "seed": seed, "checkpoint.every_epochs": ckpt[0], "checkpoint.keep": ckpt[1], "checkpoint.prefix": ckpt[2],
@@ -33,10 +34,11 @@ def _cos(base, warmup):
     return {"kind": "cosine_per_epoch", "base_lr": base, "warmup_epochs": warmup, "t_max": 150, "eta_min": 0.0}
 
 
+# §2.3/§2.5: lr 0.02 on 1 device, 0.18 on 8 (run_distribute_train_gpu.sh --lr_init 0.18).
 _BAM = dict(epochs=160, batch=128, lr=_cos(0.02, 0), wd=1e-4, no_decay=SUFFIX, smoothing=0.1,
-            off="eps_over_c_minus_1", amp=("O3", "O3"), seed=1)
+            off="eps_over_c_minus_1", amp=("O3", "O3"), seed=1, lr_scaling=("published", 1, ("1:0.02", "8:0.18")))
 _GE = dict(batch=256, wd=1e-4, no_decay=SUBSTR, smoothing=0.1, off="eps_over_c", amp=("O2", "O2"), seed=1,
-           ckpt=(5, 5, "GENet"))
+           ckpt=(10, 5, "GENet"))  # README save_checkpoint_epochs 10
 _GE_LINEAR = {"kind": "linear", "lr_init": 0.8, "lr_end": 0.0}
 
 # The facts sheet, §1.3, §2.3, §3.3, §4.3 and §5.3, as flat recipe keys.
@@ -45,7 +47,8 @@ SPEC = {
                    (0, 1, "checkpoint_zfnet"), model_kwargs__drop_rate=0.35, eval__best="top1_and_top5"),
     "sppnet": _spec(160, 256, _cos(0.01, 0), 1e-4, SUFFIX, 0.0, "none", ("O2", "O2"), 44,
                     (0, 1, "checkpoint_sppnet"), model_kwargs__drop_rate=0.41, eval__batch_size=256),
-    "sppnet_mult": _spec(160, 128, _cos(0.01, 2), 1e-4, SUFFIX, 0.0, "none", ("O2", "O2"), 44,
+    # §1.3: the README's warm-up of 0 epochs (config.py has 2).
+    "sppnet_mult": _spec(160, 128, _cos(0.01, 0), 1e-4, SUFFIX, 0.0, "none", ("O2", "O2"), 44,
                          (0, 1, "checkpoint_sppnet"), model_kwargs__drop_rate=0.42, multi_size=(224, 180),
                          eval__batch_size=256, eval__best="top1_and_top5"),
     "resnet50_bam": _spec(**_BAM, ckpt=(2, 25, "train_resnet50_bam_imagenet")),
@@ -136,6 +139,15 @@ def test_schedule_kind_override_starts_a_new_section():
     ({"data_config": "googlenet_cifar10"}, "recipe.dataset: data config 'googlenet_cifar10' is for cifar10"),
     ({"amp_level.cpu": "O2"}, "recipe.amp_level.cpu: must be O0"),
     ({"checkpoint.keep": "0"}, "recipe.checkpoint.keep: must be >= 1"),
+    ({"lr_scaling.rule": "sqrt"}, "recipe.lr_scaling.rule: must be one of fixed, linear, published"),
+    ({"lr_scaling.base_world_size": "0"}, "recipe.lr_scaling.base_world_size: must be >= 1"),
+    ({"lr_scaling.rule": "published"}, "recipe.lr_scaling.published: rule published needs an entry for "
+                                       "base_world_size 1"),
+    ({"lr_scaling.published": "1:0.1"}, "recipe.lr_scaling.published: only rule published takes"),
+    ({"lr_scaling.rule": "published", "lr_scaling.published": "1:x"},
+     "recipe.lr_scaling.published: entries are <world size>:<lr> (got '1:x')"),
+    ({"lr_scaling.rule": "published", "lr_scaling.published": "1:0.1,8:-1"},
+     "recipe.lr_scaling.published: entries are <world size >= 1>:<lr > 0> (got '8:-1')"),
 ])
 def test_bad_overrides_name_the_dotted_key(overrides, message):
     with pytest.raises(ConfigError) as err:

@@ -89,7 +89,8 @@ class DataConfig:
 
     ``normalize``: ``uint8`` uses mean*255 / std*255 on the raw image; ``rescale`` multiplies by
     1/255 first (the same map). ``extra_train_sizes`` (SPPNet multi-size): crop at ``input_size``,
-    then resize to the extra size."""
+    then resize to the extra size. ``infer_eval``: the recipe's Ascend 310 app's resize and crop where
+    they differ from eval.py's (``None``: the same); :attr:`infer` is the one inference uses."""
 
     name: str
     dataset: Literal["imagenet", "cifar10"]
@@ -101,14 +102,20 @@ class DataConfig:
     train: TrainTransform = field(default_factory=TrainTransform)
     eval: EvalTransform = field(default_factory=EvalTransform)
     extra_train_sizes: tuple[int, ...] = ()
+    infer_eval: EvalTransform | None = None
 
     def __post_init__(self) -> None:
         key = f"data_config.{self.name}"
         _check(self.input_size > 0, f"{key}.input_size", "must be > 0")
         _check(len(self.mean) == len(self.std) == 3 and min(self.std) > 0, f"{key}.std", "need 3 channels, std > 0")
         _check(self.normalize in ("uint8", "rescale"), f"{key}.normalize", "must be uint8 or rescale")
-        _check(self.eval.crop_size == self.input_size, f"{key}.eval.crop_size", "must equal input_size")
+        for name, e in (("eval", self.eval), ("infer_eval", self.infer)):
+            _check(e.crop_size == self.input_size, f"{key}.{name}.crop_size", "must equal input_size")
         _check(all(s > 0 for s in self.extra_train_sizes), f"{key}.extra_train_sizes", "must be > 0")
+
+    @property
+    def infer(self) -> EvalTransform:
+        return self.infer_eval or self.eval
 
     @property
     def train_sizes(self) -> tuple[int, ...]:
@@ -118,10 +125,12 @@ class DataConfig:
         """A copy for a reduced (CPU) input size; eval resize and extra sizes scale along."""
         _check(size > 0, f"data_config.{self.name}.input_size", "must be > 0")
         scale = size / self.input_size
-        resize = max(size, round(self.eval.resize_size * scale))
+
+        def scaled(e: EvalTransform) -> EvalTransform:
+            return dataclasses.replace(e, resize_size=max(size, round(e.resize_size * scale)), crop_size=size)
+
         return dataclasses.replace(
-            self, input_size=size,
-            eval=dataclasses.replace(self.eval, resize_size=resize, crop_size=size),
+            self, input_size=size, eval=scaled(self.eval), infer_eval=self.infer_eval and scaled(self.infer_eval),
             extra_train_sizes=tuple(round(s * scale) for s in self.extra_train_sizes),
         )
 
@@ -134,11 +143,12 @@ def _data_configs() -> dict[str, DataConfig]:
     cifar = dict(dataset="cifar10", input_size=224, mean=CIFAR10_MEAN, std=CIFAR10_STD, normalize="rescale",
                  eval=EvalTransform(224, "square", 224))  # §3.2: 32x32 upsampled to (224, 224), no crop
     configs = [
-        # §1.2: zfnet trains without color jitter; eval.py resizes to a square (256, 256).
-        DataConfig("zfnet", "imagenet", 224, eval=EvalTransform(256, "square", 224)),
+        # §1.2: zfnet trains without color jitter; eval.py resizes to a square (256, 256), the 310 app
+        # (§1.5) the short side to 256.
+        DataConfig("zfnet", "imagenet", 224, eval=EvalTransform(256, "square", 224), infer_eval=_IMAGENET_EVAL),
         # §1.2 QUIRK: sppnet_single gets jitter via the model-name slot; 180 = crop 224 then Resize(180).
         DataConfig("sppnet", "imagenet", 224, train=TrainTransform(color_jitter=_JITTER),
-                   eval=EvalTransform(256, "square", 224), extra_train_sizes=(180,)),
+                   eval=EvalTransform(256, "square", 224), extra_train_sizes=(180,), infer_eval=_IMAGENET_EVAL),
         DataConfig("resnet50_bam", "imagenet", 224, train=TrainTransform(color_jitter=_JITTER), eval=_IMAGENET_EVAL),
         DataConfig("googlenet_imagenet", "imagenet", 224, train=TrainTransform(color_jitter=_JITTER),
                    eval=_IMAGENET_EVAL),

@@ -183,8 +183,9 @@ def test_infer310_writes_acc_log_and_metrics(chain):
     code, err, out, root = chain["infer310"]
     assert code == 0, err[-2000:]
     assert artifact(out, "metrics")["metadata"]["images"] == 40
-    assert re.match(r"^Total data: 40, top1 accuracy: [0-9.]+, top5 accuracy: [0-9.]+\.$",
-                    (root / "results" / "acc.log").read_text().strip().splitlines()[-1])
+    from mindzoo.infer.report import parse_acc  # the recipe's own postprocess line(s), any recipe's format
+
+    assert parse_acc((root / "results" / "acc.log").read_text())["images"] == 40
 
 
 BAD = [  # component folder, component, parameters, artifacts, expected error

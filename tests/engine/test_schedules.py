@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from mindzoo.engine.schedules import base_lr, lr_array
+from mindzoo.engine.schedules import base_lr, lr_array, world_schedule
 from mindzoo.recipes import list_recipes, load_recipe
 
 SPE = 7  # steps per epoch; small, and not a divisor of anything in the recipes
@@ -67,7 +67,7 @@ def inception_v4(i, total):
 EXPECTED = {
     "zfnet": ("cosine_per_epoch", sppnet_family(0.035, 5)),
     "sppnet": ("cosine_per_epoch", sppnet_family(0.01, 0)),
-    "sppnet_mult": ("cosine_per_epoch", sppnet_family(0.01, 2)),
+    "sppnet_mult": ("cosine_per_epoch", sppnet_family(0.01, 0)),  # §1.3: the README's warm-up, 0 epochs
     "resnet50_bam": ("cosine_per_epoch", sppnet_family(0.02, 0)),
     "resnet50": ("cosine_per_epoch", sppnet_family(0.02, 0)),
     "googlenet_imagenet": ("multistep", googlenet_imagenet),
@@ -135,3 +135,79 @@ def test_overrides_change_the_schedule():
 def test_bad_lengths_are_refused():
     with pytest.raises(ValueError):
         lr_array(load_recipe("zfnet").schedule, epochs=0, steps_per_epoch=3)
+
+
+# The rate each recipe trains with on 1 and on 8 devices, as its ModelZoo scripts run it (facts §1.6, §2.3/§2.5,
+# §3.6, §4.3, §5.6): only ResNet50-BAM's 8-device script passes another rate (--lr_init 0.18).
+PEAK_BY_WORLD = {
+    "zfnet": (0.035, 0.035), "sppnet": (0.01, 0.01), "sppnet_mult": (0.01, 0.01),
+    "resnet50_bam": (0.02, 0.18), "resnet50": (0.02, 0.18),
+    "googlenet_imagenet": (0.1, 0.1), "googlenet_cifar10": (0.1, 0.1),
+    "genet_res50_theta_plus": (0.8, 0.8), "genet_res50_theta": (0.8, 0.8), "genet_res50_theta_minus": (0.8, 0.8),
+    "inception_v4": (0.4, 0.4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PEAK_BY_WORLD))
+def test_world_size_rule_gives_the_published_rate(name):
+    recipe = load_recipe(name)
+    for world, peak in zip((1, 8), PEAK_BY_WORLD[name]):
+        schedule, line = world_schedule(recipe, world)
+        assert base_lr(schedule) == pytest.approx(peak) and line.startswith(f"lr {peak:g} on world size {world} (")
+        assert f"rule {recipe.lr_scaling.rule}" in line
+
+
+def test_resnet50_bam_on_8_devices_runs_the_recipe_schedule_at_0_18():
+    schedule, _ = world_schedule(load_recipe("resnet50_bam"), 8)
+    lr = lr_array(schedule, epochs=160, steps_per_epoch=SPE)
+    reference = sppnet_family(0.18, 0)
+    assert [float(lr[i]) for i in _probe_steps(160 * SPE)] == pytest.approx(
+        [reference(i, 160 * SPE) for i in _probe_steps(160 * SPE)], rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("overrides, world, peak, why", [
+    ({}, 2, 0.04, "no published rate for world size 2: x 2/1"),  # unpublished: linear from 1 device
+    ({"lr_scaling.rule": "linear", "lr_scaling.published": ""}, 8, 0.16, "rule linear: x 8/1"),
+    ({"lr_scaling.rule": "fixed", "lr_scaling.published": ""}, 8, 0.02, "rule fixed"),
+    ({"schedule.base_lr": "0.01"}, 8, 0.09, "rule published: 0.18 on world size 8 vs 0.02 on 1"),
+])
+def test_world_size_rule_overrides(overrides, world, peak, why):
+    schedule, line = world_schedule(load_recipe("resnet50_bam", overrides), world)
+    assert base_lr(schedule) == pytest.approx(peak) and why in line
+    assert schedule.eta_min == 0.0 and schedule.t_max == 150  # only rates scale
+
+
+class FakeBackend:
+    """Fake (pure logic): what Trainer.prepare asks of a framework backend, recording the LR array it gets."""
+
+    def steps_per_epoch(self, *args):
+        return SPE
+
+    def seed(self, seed):
+        pass
+
+    def build_model(self, *args, **kwargs):
+        pass
+
+    def setup_training(self, recipe, lr, loss_scale):
+        self.lr = lr
+
+
+@pytest.mark.parametrize("name, world", [("resnet50_bam", 8), ("googlenet_cifar10", 2)])
+def test_trainer_says_the_lr_it_uses_before_training(name, world, tmp_path):
+    from types import SimpleNamespace
+
+    from mindzoo.archs import get_data_config
+    from mindzoo.engine.plan import TrainPlan
+    from mindzoo.engine.trainer import Trainer
+
+    recipe = load_recipe(name)
+    plan = TrainPlan(recipe.model, recipe, name, {}, get_data_config(recipe.data_config), 224, (224,), "",
+                     tmp_path, {})
+    said, backend = [], FakeBackend()
+    trainer = Trainer(backend, plan, SimpleNamespace(steps_per_epoch=0), rank=0, world_size=world, store=None,
+                      tracker=None, say=said.append)
+    trainer.prepare()
+    expected, line = world_schedule(recipe, world)
+    assert said == [line] and backend.lr[0] == pytest.approx(base_lr(expected))
+    assert line.startswith(f"lr {PEAK_BY_WORLD[name][world > 1]:g} on world size {world} (")

@@ -78,3 +78,22 @@ def test_bad_launch_settings_name_their_key(kw, key):
     with pytest.raises(ConfigError) as err:
         LaunchConfig(**kw)
     assert err.value.key == key
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def _pinned_pools(reference):
+    pools = json.loads(POOLS)
+    pools["ascend"]["image"] = reference
+    return json.dumps(pools)
+
+
+def test_a_pinned_worker_image_tells_the_pods_its_digest():
+    built = spec(pools=_pinned_pools(f"r/mindzoo-ascend:1@{DIGEST}"))
+    container = job_manifest(built)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"r/mindzoo-ascend:1@{DIGEST}"
+    assert {e["name"]: e.get("value") for e in container["env"]}["MINDZOO_IMAGE_DIGEST"] == DIGEST
+    assert "MINDZOO_IMAGE_DIGEST" not in spec().env  # a tag alone: the digest is unknown, never guessed
+    with pytest.raises(ConfigError, match=r"^launch.image: expected sha256:<64 hex digits> \(got 'sha256:xyz'\)"):
+        spec(pools=_pinned_pools("r/mindzoo-ascend:1@sha256:xyz"))

@@ -53,6 +53,63 @@ def test_bad_compile_settings_are_one_line_naming_the_key_and_write_nothing(tmp_
     assert not (tmp_path / "dist").exists()
 
 
+PIN_CPU, PIN_GPU = "sha256:" + "a1" * 32, "sha256:" + "b2" * 32
+
+
+def test_pinned_images_run_by_digest_and_tell_every_step(tmp_path):
+    import yaml
+
+    proc = mindzoo("pipeline", "compile", "--output", str(tmp_path), "--pipelines", "train",
+                   env={"MINDZOO_IMAGE_DIGESTS": f"cpu={PIN_CPU}, gpu={PIN_GPU}"})
+    assert proc.returncode == 0, proc.stderr
+    spec = next(yaml.safe_load_all((tmp_path / "train_pipeline.yaml").read_text()))  # then the platform spec
+    executors = spec["deploymentSpec"]["executors"].values()
+    images = {e["container"]["image"] for e in executors}
+    assert images == {f"localhost/mindzoo-cpu:0.1.0@{PIN_CPU}", f"localhost/mindzoo-gpu:0.1.0@{PIN_GPU}",
+                      "localhost/mindzoo-ascend:0.1.0"}  # not pinned: by tag, and its steps record no digest
+    told = f"MINDZOO_IMAGE_DIGESTS=mindzoo-cpu:0.1.0={PIN_CPU},mindzoo-gpu:0.1.0={PIN_GPU}"
+    assert all(e["container"]["command"][:3] == ["env", "MINDZOO_PIPELINE_RUN_ID={{$.pipeline_job_uuid}}", told]
+               for e in executors)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("cpu=sha256:12", "error: $MINDZOO_IMAGE_DIGESTS: expected sha256:<64 hex digits> (got 'sha256:12')"),
+    (f"tpu={PIN_CPU}", "error: $MINDZOO_IMAGE_DIGESTS: unknown image 'tpu': pin cpu, gpu or ascend (cpu=sha256:...)"),
+    ("cpu", "error: $MINDZOO_IMAGE_DIGESTS: entries are <image>=sha256:<64 hex digits> (got 'cpu')"),
+])
+def test_bad_image_pins_are_one_error_line_and_write_nothing(tmp_path, value, message):
+    proc = mindzoo("pipeline", "compile", "--output", str(tmp_path / "dist"), env={"MINDZOO_IMAGE_DIGESTS": value})
+    assert error_line(proc) == message
+    assert not (tmp_path / "dist").exists()
+
+
+class FakeImage:
+    """Fake (pure logic): what docker-py's image listing gives run-local."""
+
+    def __init__(self, image_id, tags):
+        self.id, self.tags = image_id, tags
+
+
+class FakeClient:
+    def __init__(self, *found):
+        self.images = self
+        self.found = found
+
+    def list(self):
+        return list(self.found)
+
+
+@pytest.mark.parametrize("image_id", [PIN_CPU, PIN_CPU.removeprefix("sha256:")])  # Docker's, podman's
+def test_run_local_tells_the_tasks_the_local_image_id(image_id):
+    from mindzoo.errors import MindzooError
+    from mindzoo.pipeline.local import local_image_id
+
+    client = FakeClient(FakeImage("sha256:" + "0" * 64, ["localhost/other:1"]), FakeImage(image_id, ["r/cpu:1"]))
+    assert local_image_id(client, "r/cpu:1") == PIN_CPU
+    with pytest.raises(MindzooError, match=r"^r/gpu:1 is not built: run `make images`$"):
+        local_image_id(client, "r/gpu:1")
+
+
 def test_submit_to_an_unreachable_server_is_one_error_line():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -96,3 +96,36 @@ def test_a_pipeline_run_id_with_quotes_is_refused(monkeypatch):
     ctx = StepContext("train", StorageConfig(), TrackingConfig(), ExecutorIO.parse(""))
     with pytest.raises(ConfigError, match=r"\$MINDZOO_PIPELINE_RUN_ID: use at most 200 letters"):
         ctx.tracking_target("mindzoo/googlenet/abc")
+
+
+DIGEST, OTHER = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
+PINS = f"mindzoo-cpu:0.1.0={OTHER},mindzoo-gpu:0.1.0={DIGEST}"  # what a pinned compiled pipeline gives every step
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, ""),  # nothing told the step: no digest, never a guess
+    ({"MINDZOO_IMAGE_DIGEST": DIGEST}, DIGEST),  # run-local, the launcher's worker pods
+    ({"MINDZOO_IMAGE": "mindzoo-gpu:0.1.0", "MINDZOO_IMAGE_DIGESTS": PINS}, DIGEST),  # its own image's pin
+    ({"MINDZOO_IMAGE": "mindzoo-ascend:0.1.0", "MINDZOO_IMAGE_DIGESTS": PINS}, ""),  # its image was not pinned
+    ({"MINDZOO_IMAGE_DIGEST": DIGEST, "MINDZOO_IMAGE": "mindzoo-cpu:0.1.0", "MINDZOO_IMAGE_DIGESTS": PINS}, DIGEST),
+])
+def test_the_image_digest_a_step_records(env, expected):
+    assert layout.image_digest(env) == expected
+    assert layout.pipeline_tags(env).get(layout.Tag.IMAGE_DIGEST, "") == expected
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MINDZOO_IMAGE_DIGEST": "abc"}, r"\$MINDZOO_IMAGE_DIGEST: expected sha256:<64 hex digits> \(got 'abc'\)"),
+    ({"MINDZOO_IMAGE_DIGESTS": "mindzoo-cpu:0.1.0"}, r"\$MINDZOO_IMAGE_DIGESTS: entries are <image>=sha256:"),
+    ({"MINDZOO_IMAGE_DIGESTS": f"a={DIGEST},b=sha256:12"}, r"\$MINDZOO_IMAGE_DIGESTS: expected sha256:<64"),
+])
+def test_a_bad_image_digest_fails_the_step_naming_its_variable(monkeypatch, env, message):
+    from mindzoo.config import StorageConfig, TrackingConfig
+    from mindzoo.kfp_io import ExecutorIO
+    from mindzoo.steps.context import StepContext
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ctx = StepContext("export", StorageConfig(), TrackingConfig(), ExecutorIO.parse(""))
+    with pytest.raises(ConfigError, match=message):
+        ctx.tracking_target("mindzoo/googlenet/abc")

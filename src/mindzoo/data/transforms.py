@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mindzoo.archs import DataConfig
+from mindzoo.archs import DataConfig, EvalTransform
 
 
 def _vision() -> Any:
@@ -60,9 +60,11 @@ def train_ops(cfg: DataConfig, extra_size: int | None = None) -> list[Any]:
     return ops + normalize_ops(cfg)
 
 
-def eval_ops(cfg: DataConfig) -> list[Any]:
-    """Decode → Resize (short side, or a fixed square) → CenterCrop → normalise."""
-    vision, e, inter = _vision(), cfg.eval, _inter(cfg)
+def eval_ops(cfg: DataConfig, transform: EvalTransform | None = None) -> list[Any]:
+    """Decode → Resize (short side, or a fixed square) → CenterCrop → normalise.
+
+    ``transform``: another resize/crop than eval.py's (the 310 app's, :attr:`DataConfig.infer`)."""
+    vision, e, inter = _vision(), transform or cfg.eval, _inter(cfg)
     size = e.resize_size if e.resize_mode == "short_side" else (e.resize_size, e.resize_size)
     return [vision.Decode(), vision.Resize(size, inter), vision.CenterCrop(e.crop_size), *normalize_ops(cfg)]
 
@@ -82,4 +84,4 @@ def sized(cfg: DataConfig, input_size: int | None) -> tuple[DataConfig, int | No
 
 def min_stored_size(cfg: DataConfig) -> int:
     """The smallest stored short side this config can use without enlarging images first."""
-    return max(cfg.input_size, cfg.eval.resize_size)
+    return max(cfg.input_size, cfg.eval.resize_size, cfg.infer.resize_size)

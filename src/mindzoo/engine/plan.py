@@ -79,8 +79,10 @@ class TrainPlan:
         """Everything a resumed run must share with the run it continues."""
         from mindzoo.recipes import to_flat_dict as recipe_flat
 
+        # A fixed world-size rule changes no rate: left out, runs recorded before there were rules still resume.
+        skip = ("model_kwargs", "lr_scaling") if self.recipe.lr_scaling.rule == "fixed" else ("model_kwargs",)
         flat = {f"recipe.{k}": (list(v) if isinstance(v, tuple) else v) for k, v in recipe_flat(self.recipe).items()
-                if not k.startswith("model_kwargs")}
+                if not k.startswith(skip)}
         # The engine only when not MindSpore: runs recorded before there was a choice still resume.
         engine = {"engine": self.engine} if self.engine != "mindspore" else {}
         engine.update({"init_from": self.init_uri} if self.init_uri else {})  # likewise only when given
@@ -209,14 +211,15 @@ def plan_training(cfg: Any, storage: Any) -> TrainPlan:
 
 def tracking_params(plan: TrainPlan, cfg: Any, world_size: int) -> dict[str, Any]:
     """MLflow parameters: the flattened recipe (``recipe.*``) plus the run's own settings."""
-    from mindzoo.engine.schedules import base_lr
+    from mindzoo.engine.schedules import base_lr, world_schedule
     from mindzoo.recipes import to_flat_dict as recipe_flat
 
     params = {f"recipe.{k}": v for k, v in recipe_flat(plan.recipe).items()}
     params.update({
         "model": plan.model, "engine": plan.engine, "device": cfg.device, "world_size": world_size,
         "batch_size": plan.recipe.batch_size, "global_batch_size": plan.recipe.batch_size * world_size,
-        "lr": base_lr(plan.recipe.schedule), "epochs": plan.recipe.epochs, "dataset_hash": plan.dataset_hash,
+        "lr": base_lr(world_schedule(plan.recipe, world_size)[0]),  # the rate used at this world size
+        "epochs": plan.recipe.epochs, "dataset_hash": plan.dataset_hash,
         "dataset": plan.dataset_uri, "input_size": plan.input_size, "recipe": plan.recipe_source,
         "overrides": ";".join(f"{k}={v}" for k, v in plan.overrides.items()) or "-", "run_id": plan.run_id,
         "output": str(plan.run_prefix), "mode": cfg.mode,

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["base_lr", "lr_array"]
+__all__ = ["RATE_FIELDS", "base_lr", "lr_array", "world_schedule"]
+
+# The fields of a schedule section that are rates (scaled together by the world-size rule).
+RATE_FIELDS = ("base_lr", "eta_min", "lr_init", "lr_max", "lr_end")
 
 
 def lr_array(schedule: Any, *, epochs: int, steps_per_epoch: int) -> np.ndarray:
@@ -36,6 +39,18 @@ def base_lr(schedule: Any) -> float:
         if hasattr(schedule, name):
             return float(getattr(schedule, name))
     raise ValueError(f"schedule {schedule.kind!r} names no base rate")
+
+
+def world_schedule(recipe: Any, world_size: int) -> tuple[Any, str]:
+    """(the recipe's schedule with its rates at ``world_size`` ranks, a line saying which lr and why)."""
+    import dataclasses
+
+    factor, why = recipe.lr_scaling.factor(world_size)
+    schedule = recipe.schedule
+    if factor != 1.0:
+        schedule = dataclasses.replace(schedule, **{name: getattr(schedule, name) * factor
+                                                    for name in RATE_FIELDS if hasattr(schedule, name)})
+    return schedule, f"lr {base_lr(schedule):.6g} on world size {world_size} ({why})"
 
 
 def _warmup(lr: np.ndarray, steps: np.ndarray, warmup_steps: int, peak: float) -> np.ndarray:

@@ -30,7 +30,7 @@ from mindzoo.engine import checkpoint as ckpt
 from mindzoo.engine.evaluate import Evaluator
 from mindzoo.engine.loss import loss_scale_plan
 from mindzoo.engine.plan import TrainPlan
-from mindzoo.engine.schedules import lr_array
+from mindzoo.engine.schedules import lr_array, world_schedule
 from mindzoo.errors import ConfigError, MindzooError
 
 __all__ = ["LoopState", "Trainer", "TrainingDiverged", "improves"]
@@ -82,7 +82,9 @@ class Trainer:
                                "lower --set batch_size")
         self.spe = min(spe, self.cfg.steps_per_epoch) if self.cfg.steps_per_epoch else spe
         self.total = self.spe * self.recipe.epochs
-        self.lr = lr_array(self.recipe.schedule, epochs=self.recipe.epochs, steps_per_epoch=self.spe)
+        schedule, lr_line = world_schedule(self.recipe, self.world)
+        self.say(lr_line)  # the rate actually used, before anything trains (the recipe's rule may scale it)
+        self.lr = lr_array(schedule, epochs=self.recipe.epochs, steps_per_epoch=self.spe)
         self.backend.seed(self.recipe.seed)  # the same on every rank: initial weights are not broadcast
         try:
             self.backend.build_model(self.plan.model, num_classes=self.recipe.num_classes,

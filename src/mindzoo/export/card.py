@@ -10,8 +10,8 @@ from mindzoo.archs import DataConfig
 
 
 def preprocessing(data_cfg: DataConfig, shape: tuple[int, ...]) -> dict[str, Any]:
-    """What `mindzoo infer` (or any client) must do to an image before the MindIR sees it."""
-    e = data_cfg.eval
+    """What `mindzoo infer` (or any client) must do to an image before the MindIR sees it (the 310 app's way)."""
+    e = data_cfg.infer
     scale = 255.0 if data_cfg.normalize == "uint8" else 1.0
     steps = ["Decode (RGB)",
              f"Resize {'short side to ' + str(e.resize_size) if e.resize_mode == 'short_side' else f'to {e.resize_size}x{e.resize_size}'}"
@@ -25,11 +25,14 @@ def preprocessing(data_cfg: DataConfig, shape: tuple[int, ...]) -> dict[str, Any
 
 
 def lineage(point: Any) -> dict[str, str]:
+    """Where the export comes from: data, training run, recipe, and the code and image this step ran in."""
+    from mindzoo.runs.layout import ENV_GIT_SHA, ENV_IMAGE, image_digest
+
     ident, run = point.identity, point.run
     out = {"dataset_hash": ident.get("dataset_hash", ""), "train_run_id": ident.get("run_id", ""),
            "train_mlflow_run_id": run.get("mlflow_run_id") or "", "recipe": ident.get("recipe", ""),
-           "git_sha": os.environ.get("MINDZOO_GIT_SHA", ""), "image": os.environ.get("MINDZOO_IMAGE", ""),
-           "image_digest": os.environ.get("MINDZOO_IMAGE_DIGEST", "")}
+           "git_sha": os.environ.get(ENV_GIT_SHA, ""), "image": os.environ.get(ENV_IMAGE, ""),
+           "image_digest": image_digest()}
     start = ident.get("init_from") or {}  # the weights training started from (--init-from), or an import's source
     if start:
         out.update(init_from=start.get("uri", ""), init_from_sha256=start.get("sha256", ""))

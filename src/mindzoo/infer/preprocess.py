@@ -1,4 +1,8 @@
-"""One image's eval preprocessing, with the same MindSpore ops (and order) as the eval pipeline."""
+"""One image's preprocessing as the recipe's 310 app does it, with the eval pipeline's MindSpore ops and order.
+
+The 310 apps resize as eval.py does except ZFNet/SPPNet's (short side 256, where eval.py
+squashes to 256x256): :attr:`mindzoo.archs.DataConfig.infer` says which.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +24,12 @@ class Preprocessor:
         from mindzoo.data.transforms import eval_ops
 
         self.cfg = cfg
-        decode, *self.ops = eval_ops(cfg)
+        decode, *self.ops = eval_ops(cfg, cfg.infer)
         self.decode = decode
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return (1, 3, self.cfg.eval.crop_size, self.cfg.eval.crop_size)
+        return (1, 3, self.cfg.infer.crop_size, self.cfg.infer.crop_size)
 
     def __call__(self, data: bytes) -> np.ndarray:
         from mindzoo.config import MAX_PIXELS
@@ -42,7 +46,7 @@ class Preprocessor:
         except (RuntimeError, ValueError) as err:
             from mindzoo.data.transforms import eval_ops
 
-            self.decode = eval_ops(self.cfg)[0]  # a fresh decoder for the next image
+            self.decode = eval_ops(self.cfg, self.cfg.infer)[0]  # a fresh decoder for the next image
             raise BadImage(_first_line(err)) from None
         for op in self.ops:
             image = op(image)

@@ -69,6 +69,7 @@ def build_spec(cfg: Any, launch: Any, storage_cfg: Any, tracking_cfg: Any) -> La
     endpoints = {"MINDZOO_S3_ENDPOINT": storage_cfg.endpoint or os.environ.get("MINDZOO_S3_ENDPOINT", ""),
                  "MLFLOW_TRACKING_URI": resolve_tracking_uri(tracking_cfg) or ""}
     env.update({k: v for k, v in endpoints.items() if v})
+    env.update(image_digest_env(image))
     resource = pool.get("resource", "")
     return LaunchSpec(
         name=job_name(cfg.run_id), image=image, nodes=launch.nodes, namespace=launch.namespace or _namespace(),
@@ -80,6 +81,15 @@ def build_spec(cfg: Any, launch: Any, storage_cfg: Any, tracking_cfg: Any) -> La
                      SecretKeyEnv("AWS_SECRET_ACCESS_KEY", launch.s3_secret, launch.s3_secret_key_key)),
         service_account=launch.service_account or None, timeout_s=launch.timeout,
         pod_labels=dict(item.split("=", 1) for item in launch.labels))
+
+
+def image_digest_env(image: str) -> dict[str, str]:
+    """``MINDZOO_IMAGE_DIGEST`` for worker pods whose image reference is pinned (``...@sha256:<hex>``): then the
+    digest they run in is known for certain; a reference by tag alone tells nothing (the tag may move)."""
+    from mindzoo.runs.layout import ENV_IMAGE_DIGEST, check_digest
+
+    _, pinned, digest = image.rpartition("@")
+    return {ENV_IMAGE_DIGEST: check_digest(digest, "launch.image")} if pinned else {}
 
 
 def run(cfg: Any, launch: Any, ctx: Any) -> None:

@@ -56,14 +56,14 @@ def submit(**flags: Any) -> None:
 @click_options(PipelineConfig)
 def run_local(**flags: Any) -> None:
     """Run the compiled train pipeline (or --pipeline infer) with kfp.local in the built image against the
-    local stack; the last line is the final inference acc.log line."""
+    local stack; the last lines are the final inference's acc.log (the recipe's own postprocess lines)."""
     from mindzoo.pipeline.local import run
 
     cfg, pipeline_cfg = _configs(flags, RunLocalConfig)
     done = run(cfg, pipeline_cfg, _say)
     click.echo(f"pipeline run {done.pipeline_run_id or '?'} finished in {done.seconds:.0f}s; files in {done.root}")
     click.echo(f"MLflow: {done.mlflow_url}")
-    click.echo(done.acc_line)
+    click.echo(done.acc_log)
 
 
 for _command, _own in ((submit, SubmitConfig), (run_local, RunLocalConfig)):  # key=value flags may repeat

@@ -26,8 +26,23 @@ def repo_root() -> Path:
                        "checkout or set $MINDZOO_REPO")
 
 
+def check_image_digests(environ: Any = None) -> dict[str, str]:
+    """``$MINDZOO_IMAGE_DIGESTS`` as ``components/images.py`` will read it, checked (one error line when bad)."""
+    from mindzoo.errors import ConfigError
+    from mindzoo.runs.layout import ENV_IMAGE_DIGESTS, parse_image_digests
+
+    env = os.environ if environ is None else environ
+    key = f"${ENV_IMAGE_DIGESTS}"
+    pins = parse_image_digests(env.get(ENV_IMAGE_DIGESTS, ""), key)
+    unknown = sorted(set(pins) - {"cpu", "gpu", "ascend"})
+    if unknown:
+        raise ConfigError(key, f"unknown image {unknown[0]!r}: pin cpu, gpu or ascend (cpu=sha256:...)")
+    return pins
+
+
 def pipeline(name: str, cfg: PipelineConfig) -> Any:
     """The ``@dsl.pipeline`` of ``name`` built for ``cfg``."""
+    check_image_digests()  # before components/images.py reads it
     root = str(repo_root())
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -38,6 +53,7 @@ def compile_to(name: str, cfg: PipelineConfig, target: Path) -> Path:
     """Compile one pipeline to ``target`` atomically (a failed compile leaves no file behind)."""
     from kfp import compiler
 
+    check_image_digests()  # a bad pin is one error line, with nothing written
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".yaml")
     os.close(fd)

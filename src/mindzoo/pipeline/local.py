@@ -23,12 +23,13 @@ from typing import Any
 from mindzoo.errors import ConfigError, MindzooError
 from mindzoo.pipeline import kfp_local
 from mindzoo.pipeline.config import PipelineConfig, RunLocalConfig
+from mindzoo.runs.layout import ENV_IMAGE_DIGEST
 
 
 @dataclass(frozen=True)
 class LocalRun:
     root: Path
-    acc_line: str
+    acc_log: str  # the inference step's acc.log: the recipe's own postprocess lines
     metrics: dict[str, Any]
     pipeline_run_id: str
     mlflow_url: str
@@ -121,16 +122,18 @@ def run(cfg: RunLocalConfig, pipeline_cfg: PipelineConfig, say: Callable[[str], 
     endpoints, creds = _stack()
     os.environ["DOCKER_HOST"] = endpoints.engine_socket  # kfp.local's DockerRunner uses docker.from_env()
     client = docker.DockerClient(base_url=endpoints.engine_socket)
-    image = _image(client, repo_root())
+    image, digest = _image(client, repo_root())
     with _shared_files():
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o777)  # the tasks' user (the image's, not this one) writes here through the bind mount
         source = (cfg.source or _digits(client, image, root)) if cfg.pipeline == "train" else ""
         package = compile_to(cfg.pipeline, pipeline_cfg, root / f"{cfg.pipeline}_pipeline.yaml")
-        say(f"running {package} with kfp.local in {image} (pipeline root {root})")
+        say(f"running {package} with kfp.local in {image} ({digest}; pipeline root {root})")
+        # The image ID goes to every task: the card and registry entry record the image the step ran in.
         runner = local.DockerRunner(network_mode="host", entrypoint=[""], environment={
             "AWS_ACCESS_KEY_ID": creds["access_key"], "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
-            "MINDZOO_S3_ENDPOINT": endpoints.s3_endpoint, "MLFLOW_TRACKING_URI": endpoints.mlflow_uri})
+            "MINDZOO_S3_ENDPOINT": endpoints.s3_endpoint, "MLFLOW_TRACKING_URI": endpoints.mlflow_uri,
+            ENV_IMAGE_DIGEST: digest})
         # The pipeline root is the one folder kfp.local mounts into every task: the data goes there too.
         local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
         kfp_local.apply()
@@ -142,19 +145,29 @@ def run(cfg: RunLocalConfig, pipeline_cfg: PipelineConfig, say: Callable[[str], 
                                f"(task logs above; files in {root})") from None
     seconds = time.time() - started
     acc = [line for line in (Path(task.outputs["results"].path) / "acc.log").read_text().splitlines() if line.strip()]
+    acc_log = "\n".join(acc)
     run_id, url = _tracking(endpoints.mlflow_uri, started)
-    return LocalRun(root, acc[-1], dict(task.outputs["metrics"].metadata), run_id, url, seconds)
+    return LocalRun(root, acc_log, dict(task.outputs["metrics"].metadata), run_id, url, seconds)
 
 
-def _image(client: Any, root: Path) -> str:
+def _image(client: Any, root: Path) -> tuple[str, str]:
+    """(the CPU image the tasks run in, its ID: ``sha256:<hex>``, which no build can write into the image itself)."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     from components import images
 
-    tags = {tag for image in client.images.list() for tag in image.tags}
-    if images.CPU not in tags:
-        raise MindzooError(f"{images.CPU} is not built: run `make images`")
-    return images.CPU
+    return images.CPU, local_image_id(client, images.CPU)
+
+
+def local_image_id(client: Any, reference: str) -> str:
+    """The ID (config digest) of the locally built image tagged ``reference``, as the engine reports it."""
+    from mindzoo.runs.layout import check_digest
+
+    found = [image for image in client.images.list() if reference in image.tags]
+    if not found:
+        raise MindzooError(f"{reference} is not built: run `make images`")
+    image_id = found[0].id if found[0].id.startswith("sha256:") else f"sha256:{found[0].id}"  # podman: bare hex
+    return check_digest(image_id, f"the ID of {reference}")
 
 
 def _tracking(uri: str, started: float) -> tuple[str, str]:

@@ -25,14 +25,14 @@ from mindzoo.configkit import coerce
 from mindzoo.errors import ConfigError
 from mindzoo.recipes.schema import (
     SCHEDULES, AmpConfig, CheckpointConfig, CosinePerEpochSchedule, EvalConfig, GenetCosineSchedule,
-    LinearSchedule, LossConfig, LossScaleConfig, MultiStepSchedule, NoDecayConfig, OptimConfig, Recipe, Schedule,
-    StepFractionSchedule, WarmupCosineSchedule,
+    LinearSchedule, LossConfig, LossScaleConfig, LrScalingConfig, MultiStepSchedule, NoDecayConfig, OptimConfig,
+    Recipe, Schedule, StepFractionSchedule, WarmupCosineSchedule,
 )
 
 __all__ = [
     "AmpConfig", "CheckpointConfig", "CosinePerEpochSchedule", "EvalConfig", "GenetCosineSchedule",
-    "LinearSchedule", "LossConfig", "LossScaleConfig", "MultiStepSchedule", "NoDecayConfig", "OptimConfig",
-    "Recipe", "Schedule", "StepFractionSchedule", "WarmupCosineSchedule", "list_recipes", "load_recipe",
+    "LinearSchedule", "LossConfig", "LossScaleConfig", "LrScalingConfig", "MultiStepSchedule", "NoDecayConfig",
+    "OptimConfig", "Recipe", "Schedule", "StepFractionSchedule", "WarmupCosineSchedule", "list_recipes", "load_recipe",
     "recipe_path", "to_flat_dict",
 ]
 

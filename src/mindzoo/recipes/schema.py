@@ -17,8 +17,8 @@ from mindzoo.errors import ConfigError
 
 __all__ = [
     "AmpConfig", "CheckpointConfig", "CosinePerEpochSchedule", "EvalConfig", "GenetCosineSchedule",
-    "LinearSchedule", "LossConfig", "LossScaleConfig", "MultiStepSchedule", "NoDecayConfig", "OptimConfig",
-    "Recipe", "SCHEDULES", "Schedule", "StepFractionSchedule", "WarmupCosineSchedule",
+    "LinearSchedule", "LossConfig", "LossScaleConfig", "LrScalingConfig", "MultiStepSchedule", "NoDecayConfig",
+    "OptimConfig", "Recipe", "SCHEDULES", "Schedule", "StepFractionSchedule", "WarmupCosineSchedule",
 ]
 
 AmpLevel = Literal["O0", "O1", "O2", "O3"]
@@ -168,6 +168,59 @@ SCHEDULES: dict[str, type] = {
 
 
 @dataclass(frozen=True)
+class LrScalingConfig:
+    """How the schedule's rates depend on the data-parallel world size (number of ranks).
+
+    ``fixed``: the same rates on any world size (what a ModelZoo recipe does when its 1- and
+    8-device scripts share one config). ``linear``: rates x world_size / base_world_size.
+    ``published``: the rates the ModelZoo scripts publish per world size, ``"<world>:<lr>"``
+    entries; the schedule's rates are the ``base_world_size`` entry's, so a world size in the
+    list scales them by its lr over the base's, and any other world size scales linearly.
+    """
+
+    rule: Literal["fixed", "linear", "published"] = "fixed"
+    base_world_size: int = 1
+    published: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check(self.base_world_size >= 1, "base_world_size", "must be >= 1")
+        values = self.values()  # parses (and so checks) the entries
+        if self.rule == "published":
+            check(self.base_world_size in values, "published",
+                  f"rule published needs an entry for base_world_size {self.base_world_size}")
+        else:
+            check(not values, "published", "only rule published takes published values")
+
+    def values(self) -> dict[int, float]:
+        """``{world size: published lr}``."""
+        out: dict[int, float] = {}
+        for entry in self.published:
+            world, sep, lr = str(entry).partition(":")
+            try:
+                out[int(world)] = float(lr) if sep else float("nan")
+            except ValueError:
+                check(False, "published", f"entries are <world size>:<lr> (got {entry!r})")
+            check(out[int(world)] > 0 and int(world) >= 1, "published",
+                  f"entries are <world size >= 1>:<lr > 0> (got {entry!r})")
+        return out
+
+    def factor(self, world_size: int) -> tuple[float, str]:
+        """(multiplier of the schedule's rates at ``world_size``, why) by this rule."""
+        base = self.base_world_size
+        if self.rule == "fixed":
+            return 1.0, "rule fixed: the recipe's rates on any world size"
+        published = self.values()
+        if self.rule == "published" and world_size == base:
+            return 1.0, f"rule published: the rates of world size {base}"
+        if self.rule == "published" and world_size in published:
+            factor = published[world_size] / published[base]
+            return factor, (f"rule published: {published[world_size]:g} on world size {world_size} vs "
+                            f"{published[base]:g} on {base}, so the rates x {factor:.6g}")
+        why = "rule linear" if self.rule == "linear" else f"no published rate for world size {world_size}"
+        return world_size / base, f"{why}: x {world_size}/{base} from the rates of world size {base}"
+
+
+@dataclass(frozen=True)
 class LossConfig:
     """Softmax CE; with smoothing, on = 1 - eps and off = eps/(C-1) or eps/C."""
 
@@ -249,6 +302,7 @@ class Recipe:
 
     ``multi_size``: per-epoch cycle of train input sizes (SPPNet multi-size); with it,
     in-training eval runs only after epochs trained at the first size.
+    ``lr_scaling``: the world-size rule the train step applies to the schedule's rates.
     ``model_kwargs``: extra builder arguments (e.g. SPPNet's per-recipe ``drop_rate``).
     """
 
@@ -269,6 +323,7 @@ class Recipe:
     checkpoint: CheckpointConfig
     eval: EvalConfig
     multi_size: tuple[int, ...] = ()
+    lr_scaling: LrScalingConfig = field(default_factory=LrScalingConfig)
     model_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

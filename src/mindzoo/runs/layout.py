@@ -15,8 +15,11 @@ Imported by the steps in the runtime environment: standard library only.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from mindzoo.errors import ConfigError
 
 EXPERIMENT_ROOT = "mindzoo"
 DATASETS_EXPERIMENT = "mindzoo/datasets"
@@ -26,7 +29,14 @@ HASH_CHARS = 12
 
 ENV_PIPELINE_RUN_ID = "MINDZOO_PIPELINE_RUN_ID"
 ENV_GIT_SHA = "MINDZOO_GIT_SHA"
-ENV_IMAGE = "MINDZOO_IMAGE"
+ENV_IMAGE = "MINDZOO_IMAGE"  # the image's own name:version (set in each Dockerfile)
+# The digest of the image the step runs in. Set by whoever starts the container and knows it: run-local
+# (the local image's ID), the distributed launcher (the digest its worker image reference is pinned to).
+ENV_IMAGE_DIGEST = "MINDZOO_IMAGE_DIGEST"
+# ``<name:version>=sha256:...`` pairs, comma-separated: the digests a compiled pipeline pinned its images to
+# (``components/images.py``); a step takes its own image's entry, by ``$MINDZOO_IMAGE``.
+ENV_IMAGE_DIGESTS = "MINDZOO_IMAGE_DIGESTS"
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 # Steps whose runs nest under the pipeline run's parent (preprocess logs before the model is known).
 NESTED_STEPS = frozenset({"train", "evaluate", "export", "infer"})
@@ -36,6 +46,7 @@ class Tag:
     PIPELINE_RUN_ID = "pipeline_run_id"
     GIT_SHA = "git_sha"
     IMAGE = "image"
+    IMAGE_DIGEST = "image_digest"  # the sha256 digest of the image the step ran in
     STEP = "mindzoo.step"  # preprocess | train | evaluate | export | infer
     KIND = "mindzoo.kind"  # pipeline (a parent) | step
     TRAIN_RUN_ID = "mindzoo.run_id"  # train's --run-id: names <output>/<run id> in MinIO
@@ -133,9 +144,37 @@ def parent_run_name(pipeline_run_id: str) -> str:
 
 
 def pipeline_tags(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``pipeline_run_id``, ``git_sha``, ``image`` from the environment the pipeline sets, when set."""
+    """``pipeline_run_id``, ``git_sha``, ``image``, ``image_digest`` from the environment the pipeline sets."""
     env = os.environ if environ is None else environ
-    return {tag: env[var] for tag, var in PIPELINE_TAG_ENV.items() if env.get(var)}
+    tags = {tag: env[var] for tag, var in PIPELINE_TAG_ENV.items() if env.get(var)}
+    digest = image_digest(env)
+    return {**tags, Tag.IMAGE_DIGEST: digest} if digest else tags
+
+
+def image_digest(environ: Mapping[str, str] | None = None) -> str:
+    """The ``sha256:...`` digest of the image this step runs in, or '' where nothing told it."""
+    env = os.environ if environ is None else environ
+    if env.get(ENV_IMAGE_DIGEST):
+        return check_digest(env[ENV_IMAGE_DIGEST], f"${ENV_IMAGE_DIGEST}")
+    pinned = parse_image_digests(env.get(ENV_IMAGE_DIGESTS, ""), f"${ENV_IMAGE_DIGESTS}")
+    return pinned.get(env.get(ENV_IMAGE, ""), "")
+
+
+def check_digest(value: str, key: str) -> str:
+    if not DIGEST.fullmatch(value):
+        raise ConfigError(key, f"expected sha256:<64 hex digits> (got {value[:80]!r})")
+    return value
+
+
+def parse_image_digests(text: str, key: str) -> dict[str, str]:
+    """``"a=sha256:...,b=sha256:..."`` -> ``{"a": "sha256:...", ...}``; a malformed entry names ``key``."""
+    out: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, digest = entry.partition("=")
+        if not (sep and name.strip()):
+            raise ConfigError(key, f"entries are <image>=sha256:<64 hex digits> (got {entry[:80]!r})")
+        out[name.strip()] = check_digest(digest.strip(), key)
+    return out
 
 
 def step_params(step: str, flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def run(cfg: ExportConfig, ctx: StepContext) -> None:
                 shutil.rmtree(staged, ignore_errors=True)
         published = ctx.storage.publish(out, prefix, meta=body)
         ctx.say(f"published {prefix} (version {published.version})")
-        version = _register(cfg, ctx, uri, point, out, readme, prefix) if uri else ""
+        version = _register(cfg, ctx, uri, point, out, readme, prefix, lin) if uri else ""
         _outputs(ctx, cfg, prefix, described, shape, diff, version, point)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -132,7 +132,7 @@ def _write(out: Path, documents: dict[str, Any], readme: str) -> None:
 
 
 def _register(cfg: ExportConfig, ctx: StepContext, uri: str, point: Any, out: Path, readme: str,
-              prefix: Any) -> str:
+              prefix: Any, lin: dict[str, str]) -> str:
     from mindzoo.errors import MindzooError
     from mindzoo.export import registry
 
@@ -140,9 +140,9 @@ def _register(cfg: ExportConfig, ctx: StepContext, uri: str, point: Any, out: Pa
     if not run_id:
         raise MindzooError(f"cannot register: the MLflow run could not be created at {uri}")
     name = cfg.registered_model or point.identity.get("recipe") or point.model
-    tags = {"model": point.model, "export_uri": str(prefix), **{k: v for k, v in {
-        "dataset_hash": point.identity.get("dataset_hash", ""), "train_run_id": point.identity.get("run_id", "")
-    }.items() if v}}
+    # The version carries the card's lineage (the image digest and git sha the export ran in among it).
+    tags = {"model": point.model, "export_uri": str(prefix), **{k: v for k, v in lin.items() if v and k in (
+        "dataset_hash", "train_run_id", "git_sha", "image", "image_digest")}}
     version = registry.register(uri, run_id, out, name, description=readme, tags=tags)
     ctx.say(f"registered {name} version {version} (runs:/{run_id}/model)")
     ctx.tracker.set_tags({"registered_model": name, "registered_version": version})

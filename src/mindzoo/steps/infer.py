@@ -1,7 +1,8 @@
 """``mindzoo infer`` (component ``infer310``): a MindIR, batch 1, over a validation set, as the 310 flow.
 
 Orchestration only; the work lives in :mod:`mindzoo.infer`. Writes ``acc.log``
-(the recipes' ``Total data: N, top1 accuracy: X, top5 accuracy: Y.``),
+(the lines the recipe's own 310 postprocess prints, e.g. ``Total data: N, top1 accuracy: X, top5
+accuracy: Y.``),
 ``predictions.csv`` and ``latency.json`` to ``--output-dir``; logs them to
 MLflow and returns them as KFP ``Metrics``.
 """
@@ -40,9 +41,11 @@ def run(cfg: InferConfig, ctx: StepContext) -> None:
     result = loop.run(images, Preprocessor(data_cfg), engine, warmup=cfg.warmup, max_images=cfg.max_images,
                       progress=lambda i, n: ctx.say(f"{i:,}/{n:,} images"))
     out = Path(cfg.output_dir).expanduser()
-    paths = report.write(result, out, {"runtime": engine.name, "mindir": str(path), "data": cfg.data})
+    paths = report.write(result, out, {"runtime": engine.name, "mindir": str(path), "data": cfg.data},
+                         data_cfg.name)
     metrics = result.metrics()
-    ctx.say(report.acc_line(result))
+    for line in report.acc_lines(result, data_cfg.name):
+        ctx.say(line)
     if result.latency():
         lat = result.latency()
         ctx.say(f"latency ms/image: mean {lat['latency_mean_ms']:.2f} p50 {lat['latency_p50_ms']:.2f} "
