@@ -33,15 +33,7 @@ RESULT = {"artifacts": {"checkpoint": {"uri": "s3://B/runs/R/model", "metadata":
 def as_pipeline_sa(cluster, mindzoo_release, tmp_path):
     """A kubeconfig holding a real token of the chart's pipeline ServiceAccount, and its namespace and pools."""
     ns, sa = mindzoo_release["namespace"], mindzoo_release["service_account"]
-    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
-    token = cluster.core().create_namespaced_service_account_token(sa, ns, request).status.token
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "harness", "cluster": {"server": cluster.server,
-                                                    "certificate-authority": str(cluster.pki / "ca.crt")}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "harness", "user": "sa", "namespace": ns}}]}))
+    kubeconfig = cluster.service_account_kubeconfig(ns, sa, tmp_path / "kubeconfig")
     pools = mindzoo_release["defaults"]["MINDZOO_NODE_POOLS"]
     return kubeconfig, ns, pools
 
@@ -159,3 +151,14 @@ def test_a_launch_past_its_timeout_is_stopped_and_cleaned_up(cluster, stack, buc
     assert code != 0 and lines[-1].startswith("error: ") and "Traceback" not in err
     assert "timed out" in lines[-1] or "DeadlineExceeded" in lines[-1] or "deadline" in lines[-1].lower()
     assert cluster.wait_for("timed-out launch cleaned up", lambda: gone(cluster, ns, job_name("slow-1")), 60)
+
+
+def test_a_launch_the_api_refuses_is_one_error_line_naming_the_namespace(cluster, stack, bucket, as_pipeline_sa):
+    kubeconfig, _, pools = as_pipeline_sa
+    # The pipeline ServiceAccount's Role covers its own namespace only.
+    code, err, executor_output = launch(cluster, stack, kubeconfig, "default", pools, bucket, "refused-1",
+                                        stand_in=False)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and executor_output is None and "Traceback" not in err, err[-2000:]
+    assert lines[-1].startswith("error: the Kubernetes API refused the launch in namespace default: "), lines[-1]
+    assert "forbidden" in lines[-1] and "system:serviceaccount:mindzoo:mindzoo-pipeline" in lines[-1]

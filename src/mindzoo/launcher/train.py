@@ -104,7 +104,13 @@ def run(cfg: Any, launch: Any, ctx: Any) -> None:
         ctx.storage.delete(stale)  # an earlier attempt's results must not pass for this one's
     ctx.say(f"run {cfg.run_id}: {launch.nodes} node(s) x {cfg.workers} worker(s) of {cfg.device} "
             f"as job {spec.namespace}/{spec.name}")
-    result = start(spec, api_client(), say=ctx.say, cleanup=not launch.keep)
+    try:
+        result = start(spec, api_client(), say=ctx.say, cleanup=not launch.keep)
+    except Exception as err:  # the kubernetes client's ApiException, without importing it where it is absent
+        if type(err).__name__ != "ApiException":
+            raise
+        raise MindzooError(f"the Kubernetes API refused the launch in namespace {spec.namespace}: "
+                           f"{_api_message(err)}") from None
     payload = _result(ctx.storage, uri)
     _check_ranks(ctx, [_result(ctx.storage, rank_uri(uri, rank)) for rank in range(ranks)])
     ctx.kfp.relay(payload.get("artifacts", {}))
@@ -154,6 +160,24 @@ def api_client() -> Any:
     return client.ApiClient()
 
 
+def _api_message(err: Any) -> str:
+    """The API server's own words (its Status message), else the HTTP status."""
+    try:
+        message = json.loads(err.body or "{}").get("message")
+    except (TypeError, ValueError):
+        message = None
+    return message or f"{err.status} {err.reason}"
+
+
 def _namespace() -> str:
-    return SA_NAMESPACE.read_text().strip() if SA_NAMESPACE.is_file() else "default"
+    """This pod's namespace; outside a pod the kubeconfig's current context's; else `default`."""
+    if SA_NAMESPACE.is_file():
+        return SA_NAMESPACE.read_text().strip()
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts()
+        return (active or {}).get("context", {}).get("namespace") or "default"
+    except Exception:  # noqa: BLE001 - no kubeconfig: api_client() says so
+        return "default"
 

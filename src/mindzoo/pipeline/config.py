@@ -183,7 +183,8 @@ class LaunchConfig:
     pools: str = option("{}", help="JSON {device: {image, resource, node_selector, tolerations}}; the pipeline "
                                    "passes its compiled node pools")
     image: str = option("", help="Worker image (default: the pool's, else this pod's $MINDZOO_IMAGE_REF)")
-    namespace: str = option("", help="Namespace of the Job (default: this pod's, else `default`)")
+    namespace: str = option("", help="Namespace of the Job (default: this pod's, else the kubeconfig context's, "
+                                        "else `default`)")
     service_account: str = option("", help="ServiceAccount of the worker pods")
     s3_secret: str = option("", help="Secret holding the object store keys; workers get them as AWS_* env vars")
     s3_access_key_key: str = option("accesskey", help="Key of the access key in --launch-s3-secret")
