@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
-# Run the test suite in both environments (they cannot merge: protobuf pins),
-# then print one combined summary line. Extra arguments go to both pytest runs.
+# Run the test suite in both environments (they cannot merge: protobuf pins), then
+# print one combined summary line. Extra arguments go to both pytest runs.
+#
+# The two runs go side by side: the runtime environment's tests mostly compute
+# (MindSpore/torch training), the control environment's mostly wait (servers, a
+# cluster, containers), so together they take little more than the longer one.
+# The control run's output follows the runtime run's, each whole.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export GLOG_v=3 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 ONEDNN_MAX_CPU_ISA=AVX2
 reports=$(mktemp -d)
-status=0
-for env in runtime control; do
-  venv=.venv; [ "$env" = control ] && venv=.venv-control
-  echo "==> tests in the $env environment ($venv)"
-  "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 --junitxml="$reports/$env.xml" "$@" tests || status=1
-done
+trap 'rm -rf "$reports"' EXIT
+
+run() {  # run ENV VENV: pytest in one environment, its report in $reports
+  "$2/bin/python" -m pytest -p no:cacheprovider --durations=15 --junitxml="$reports/$1.xml" "${@:3}" tests
+}
+
+echo "==> tests in the control environment (.venv-control), in the background: its output follows"
+start=$SECONDS
+run control .venv-control "$@" >"$reports/control.log" 2>&1 &
+control=$!
+echo "==> tests in the runtime environment (.venv)"
+run runtime .venv "$@"
+runtime_status=$?
+echo "==> runtime environment done in $((SECONDS - start)) s; waiting for the control environment"
+wait "$control"
+control_status=$?
+echo "==> tests in the control environment (.venv-control), done after $((SECONDS - start)) s"
+cat "$reports/control.log"
+
 python3 - "$reports" <<'PY'
 import sys, xml.etree.ElementTree as ET, pathlib
 totals = dict(tests=0, failures=0, errors=0, skipped=0)
@@ -22,5 +40,4 @@ failed = totals["failures"] + totals["errors"]
 passed = totals["tests"] - failed - totals["skipped"]
 print(f"mindzoo: {passed} passed, {failed} failed, {totals['skipped']} skipped")
 PY
-rm -rf "$reports"
-exit $status
+[ "$runtime_status" = 0 ] && [ "$control_status" = 0 ]

@@ -21,6 +21,7 @@ fail loudly instead of skipping.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -255,6 +256,21 @@ class Cluster:
         config.ssl_ca_cert = str(self.pki / "ca.crt")
         config.api_key = {"authorization": f"Bearer {token}"}
         return client.ApiClient(config)
+
+    def service_account_kubeconfig(self, namespace: str, service_account: str, path: Path, *,
+                                   seconds: int = 3600) -> Path:
+        """A kubeconfig at ``path`` holding a real token of the ServiceAccount, its namespace the default:
+        what a process in one of its pods sees."""
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": seconds}}
+        token = self.core().create_namespaced_service_account_token(service_account, namespace, request).status.token
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+            "clusters": [{"name": "harness", "cluster": {"server": self.server,
+                                                        "certificate-authority": str(self.pki / "ca.crt")}}],
+            "users": [{"name": "sa", "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "harness", "user": "sa", "namespace": namespace}}]}))
+        return path
 
     def core(self, api=None):
         from kubernetes import client

@@ -72,6 +72,8 @@ def test_a_node_that_cannot_start_says_why_in_one_line_and_leaves_nothing_behind
     assert not [link["ifname"] for link in links if link["ifname"].startswith("mzkh")]
     routes = subprocess.run(["ip", "route", "show", POD_CIDR], capture_output=True, text=True).stdout
     assert routes.strip() == ""
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout  # chains stay in the node's netns
+    assert "KUBE-" not in rules and "CNI-" not in rules
 
 
 def test_the_node_is_a_real_kubelet_on_containerd_with_its_own_address(real_cluster):

@@ -22,8 +22,12 @@ from releases import INSTANCE, owned, secret_data
 pytestmark = [pytest.mark.control, pytest.mark.cluster, pytest.mark.realnode]
 
 
+SERVERS = "app.kubernetes.io/component in (mlflow,minio,postgresql)"
+
+
 def _pods(real_cluster, ns: str, release: str):
-    return real_cluster.core().list_namespaced_pod(ns, label_selector=f"{INSTANCE}={release}").items
+    """The release's server pods (not its hook or test pods)."""
+    return real_cluster.core().list_namespaced_pod(ns, label_selector=f"{INSTANCE}={release},{SERVERS}").items
 
 
 def _all_ready(real_cluster, ns: str, release: str) -> bool:
@@ -72,6 +76,7 @@ def test_helm_test_fails_when_mlflows_database_secret_is_wrong(real_cluster, rea
         assert failed.returncode != 0, failed.stdout
         assert "mindzoo-test-mlflow" in failed.stdout + failed.stderr
     finally:
+        core.delete_collection_namespaced_pod(ns, label_selector="app.kubernetes.io/component=test")  # kept: it failed
         core.patch_namespaced_secret("mindzoo-postgresql", ns, {"data": good})
         core.delete_collection_namespaced_pod(ns, label_selector="app.kubernetes.io/component=mlflow")
         real_cluster.wait_for("MLflow Ready again", lambda: _all_ready(real_cluster, ns, "mindzoo"), 300, 2)

@@ -48,24 +48,17 @@ def digits(real_release, tmp_path_factory) -> str:
                   "--no-tracking-enabled"]):
         proc = subprocess.run([str(RUNTIME), *argv], env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
+    from mindzoo.storage import MANIFEST
+
     keys = [o.object_name for o in _minio(real_release).list_objects(BUCKET, "datasets/", recursive=True)]
-    return f"s3://{BUCKET}/" + next(k.rsplit("/", 1)[0] for k in keys if k.endswith("manifest.json"))
+    return f"s3://{BUCKET}/" + next(k.rsplit("/", 1)[0] for k in keys if k.endswith(MANIFEST))
 
 
 @pytest.fixture(scope="module")
 def as_pipeline_sa(real_cluster, real_release, tmp_path_factory) -> Path:
     """A kubeconfig holding a real token of the chart's pipeline ServiceAccount."""
     ns, sa = real_release["namespace"], real_release["service_account"]
-    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7200}}
-    token = real_cluster.core().create_namespaced_service_account_token(sa, ns, request).status.token
-    path = tmp_path_factory.mktemp("sa") / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "real", "cluster": {"server": real_cluster.server,
-                                                 "certificate-authority": str(real_cluster.pki / "ca.crt")}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "real", "user": "sa", "namespace": ns}}]}))
-    return path
+    return real_cluster.service_account_kubeconfig(ns, sa, tmp_path_factory.mktemp("sa") / "kubeconfig", seconds=7200)
 
 
 def launch(real_release, kubeconfig: Path, dataset: str, run_id: str, *extra: str,
