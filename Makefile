@@ -15,7 +15,7 @@ help:  ## list targets
 
 setup: system venvs tools  ## install everything: Debian packages, both Python environments, MinIO
 
-system:  ## Debian packages (podman, runc, busybox-static, debootstrap, ...)
+system:  ## Debian packages (podman, runc, containerd, CNI plugins, etcd, ...) and Go when missing or too old
 	scripts/install-system.sh
 
 venvs: $(RUNTIME)/.installed $(CONTROL)/.installed  ## the runtime (.venv) and control (.venv-control) environments
@@ -26,7 +26,7 @@ $(RUNTIME)/.installed: requirements/runtime.txt pyproject.toml | system
 $(CONTROL)/.installed: requirements/control.txt pyproject.toml | system
 	scripts/make-venv.sh $(CONTROL) requirements/control.txt && touch $@
 
-tools: | system  ## build MinIO, hyperkube (kube-apiserver etc.), kwok and Helm from Go source into ~/.cache/mindzoo/bin
+tools: | system  ## build MinIO, hyperkube (control plane, kubelet, kube-proxy), CoreDNS, pause, kwok, Helm, kubeconform, kube-score into ~/.cache/mindzoo/bin
 	scripts/build-tools.sh
 
 images: system venvs  ## build the CPU runtime image with the local container engine

@@ -87,15 +87,23 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory):
     import kubeharness
     from components.images import CPU
 
+    import signal
+
+    def interrupt(signum, frame):  # SIGTERM (a CI time-out) unwinds like Ctrl-C: the node is stopped and put back
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     workdir = tmp_path_factory.mktemp("realnode")
     try:
         running = kubeharness.Cluster.start(workdir, real_node=True)
         running.images().ensure(CPU)
     except kubeharness.HarnessError as exc:
+        signal.signal(signal.SIGTERM, previous)
         pytest.fail(f"the real-node cluster did not start: {exc}", pytrace=False)
     try:
         yield running
     finally:
+        signal.signal(signal.SIGTERM, previous)
         problems = running.stop()
         if problems:
             pytest.fail("the real node left things behind:\n  " + "\n  ".join(problems), pytrace=False)

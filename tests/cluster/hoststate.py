@@ -18,8 +18,10 @@ deliberately failed start.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +157,16 @@ class HostState:
     sysctls: dict[str, str] = field(default_factory=read_sysctls)
     netns: set[str] = field(default_factory=netns_names)
 
+    def save(self, path: Path) -> None:
+        """Keep the snapshot beside the node's state, so a later run can put the machine back if this
+        process is killed before it can (:func:`clean_stale`)."""
+        path.write_text(json.dumps({"sysctls": self.sysctls, "netns": sorted(self.netns)}))
+
+    @classmethod
+    def load(cls, path: Path) -> "HostState":
+        data = json.loads(path.read_text())
+        return cls(sysctls=data["sysctls"], netns=set(data["netns"]))
+
     def restore_sysctls(self) -> list[str]:
         problems = []
         for name, value in self.sysctls.items():
@@ -176,3 +188,59 @@ class HostState:
         found += [f"cgroup {p}" for p in cgroups_named(cgroup)]
         found += [f"folder {p}" for p in folders if p.name.startswith("mindzoo-node-") and p.exists()]
         return found
+
+
+# ------------------------------------------------------------- a killed run's node
+
+STATE_PREFIX = "mindzoo-node-"  # /var/lib/mindzoo-node-<pid>: a real node's state, named after its owner
+
+
+def record_pid(state: Path, pid: int) -> None:
+    """Note a process the harness started (control plane and node), for :func:`clean_stale`."""
+    with (state / "pids").open("a") as handle:
+        handle.write(f"{pid}\n")
+
+
+def _owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not _zombie(pid)
+
+
+def _cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def clean_stale(base: Path = Path("/var/lib")) -> list[str]:
+    """Put back what a real node left when its test process was killed before it could stop it (SIGKILL,
+    a CI time-out): its processes, mounts, network namespace, cgroups and sysctls. Nodes whose owner still
+    runs are left alone. Returns what was cleaned, one line each."""
+    cleaned = []
+    for state in sorted(base.glob(f"{STATE_PREFIX}*")):
+        owner = int(state.name.removeprefix(STATE_PREFIX)) if state.name.removeprefix(STATE_PREFIX).isdigit() else 0
+        if not owner or _owner_alive(owner):
+            continue
+        recorded = {int(x) for x in (state / "pids").read_text().split()} if (state / "pids").is_file() else set()
+        workdir = (state / "workdir").read_text().strip() if (state / "workdir").is_file() else ""
+        markers = [str(state), *([workdir] if workdir else [])]
+        kill({p for p in recorded if _cwd(p) in markers} | processes_of(markers))  # the harness starts all in workdir
+        for point in mounts_under([Path(m) for m in markers]):
+            subprocess.run(["umount", "--lazy", point], capture_output=True)
+        for netns in (f"mzk-{owner}",):
+            subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
+        subprocess.run(["ip", "link", "delete", f"mzkh{owner}"], capture_output=True)
+        remove_cgroups(f"{STATE_PREFIX}{owner}")
+        if (state / "host.json").is_file():
+            HostState.load(state / "host.json").restore_sysctls()
+        for etcd in Path("/dev/shm").glob(f"mindzoo-etcd-{owner}-*"):
+            subprocess.run(["rm", "-rf", str(etcd)], capture_output=True)
+        subprocess.run(["rm", "-rf", str(state)], capture_output=True)
+        cleaned.append(f"cleaned up the real node of process {owner}, which had been killed ({state})")
+    return cleaned

@@ -130,6 +130,8 @@ class Cluster:
         process = spawn(name, [str(tool) if tool else argv[0], *argv[1:]], logs=self.workdir / "logs",
                         cwd=self.workdir, env=env)
         self.processes.append(process)
+        if self.node is not None:
+            hoststate.record_pid(self.node.state, process.proc.pid)
         return process
 
     def _process(self, name: str) -> Process:
@@ -158,10 +160,17 @@ class Cluster:
 
     def _prepare_real_node(self) -> None:
         from nodenet import NodeNetwork
-        from realnode import RealNode
+        from realnode import RealNode, state_dir
 
+        for line in hoststate.clean_stale():
+            print(f"kubeharness: {line}")
         self.host = hoststate.HostState()
-        self.node = RealNode(self.tools, self.workdir / "node", NodeNetwork.create(self.tools))
+        state = state_dir()
+        state.mkdir(mode=0o700)
+        self.host.save(state / "host.json")
+        (state / "workdir").write_text(str(self.workdir))
+        self.node = RealNode(self.tools, self.workdir / "node", None)
+        self.node.net = NodeNetwork.create(self.tools)
 
     def _start_real_node(self, timeout: float) -> None:
         from nodeimages import NodeImages, build_pause

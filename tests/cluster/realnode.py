@@ -45,18 +45,20 @@ def containerd_root() -> Path:
     return cache_bin().parent / "containerd"
 
 
-def state_dir() -> Path:
+def state_dir(pid: int | None = None) -> Path:
     """The node's sockets, the kubelet's root (pod volumes) and containerd's state: a short path, since a unix
     socket path has at most 104 bytes (the kubelet's and containerd's sockets live there) and a test's
     workdir is longer. Removed when the node stops."""
-    return Path(f"/var/lib/mindzoo-node-{os.getpid()}")
+    return Path(f"/var/lib/mindzoo-node-{pid or os.getpid()}")
 
 
-def footprint(workdir: Path) -> dict:
-    """Where a node started in ``workdir`` leaves traces on the machine: ``folders`` it mounts under,
-    ``markers`` naming its processes (command lines), its ``cgroup`` (hoststate.HostState.leftovers)."""
-    return {"folders": [workdir, containerd_root(), state_dir()], "markers": [str(workdir), str(state_dir())],
-            "cgroup": f"mindzoo-node-{os.getpid()}"}
+def footprint(workdir: Path, pid: int | None = None) -> dict:
+    """Where a node started in ``workdir`` (by process ``pid``, default this one) leaves traces on the machine:
+    ``folders`` it mounts under, ``markers`` naming its processes (command lines), its ``cgroup``
+    (hoststate.HostState.leftovers)."""
+    state = state_dir(pid)
+    return {"folders": [workdir, containerd_root(), state], "markers": [str(workdir), str(state)],
+            "cgroup": state.name}
 
 
 @dataclass
@@ -68,6 +70,10 @@ class RealNode:
     net: NodeNetwork
     processes: list[Process] = field(default_factory=list)
     _lock: object = None
+
+    @property
+    def state(self) -> Path:
+        return state_dir()
 
     @property
     def cgroup(self) -> str:
@@ -122,6 +128,7 @@ class RealNode:
     def _spawn(self, name: str, argv: list[str]) -> Process:
         process = spawn(name, [*self.net.nsenter(), *argv], logs=self.workdir / "logs", cwd=self.workdir)
         self.processes.append(process)
+        hoststate.record_pid(state_dir(), process.proc.pid)
         return process
 
     def _start_containerd(self, timeout: float) -> None:
@@ -237,7 +244,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self.processes.clear()
         problems = [f"process {pid} would not die" for pid in hoststate.kill(self.node_processes())]
         problems += self._unmount(host)
-        problems += self.net.delete()
+        problems += self.net.delete() if self.net is not None else []
         problems += hoststate.remove_cgroups(self.cgroup)
         shutil.rmtree(state_dir(), ignore_errors=True)
         problems += host.restore_sysctls()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -72,8 +73,35 @@ def test_a_node_that_cannot_start_says_why_in_one_line_and_leaves_nothing_behind
     assert not [link["ifname"] for link in links if link["ifname"].startswith("mzkh")]
     routes = subprocess.run(["ip", "route", "show", POD_CIDR], capture_output=True, text=True).stdout
     assert routes.strip() == ""
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout  # chains stay in the node's netns
-    assert "KUBE-" not in rules and "CNI-" not in rules
+    # kube-proxy's and the kubelet's chains live in the node's netns (podman's own CNI-* chains may be here)
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert "KUBE-" not in rules
+
+
+def test_a_killed_runs_node_is_put_away_by_the_next_start(tmp_path):
+    """Also before the session's real node: a test process killed outright (SIGKILL, no teardown) leaves its
+    node running; the next harness start finds it (its owner is dead) and puts the machine back."""
+    import select
+    import sys
+
+    here = Path(__file__).resolve().parent
+    workdir = tmp_path / "killed"
+    script = (f"import sys, time, pathlib; sys.path[:0] = [{str(here)!r}, {str(here.parents[1])!r}]; import kubeharness; "
+              f"kubeharness.Cluster.start(pathlib.Path({str(workdir)!r}), real_node=True, timeout=120); "
+              "print('up', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 180)
+        assert ready and proc.stdout.readline().strip() == "up", proc.stderr.read() if proc.poll() is not None else ""
+        host = hoststate.HostState.load(Path(footprint(workdir / "node", proc.pid)["folders"][2]) / "host.json")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert hoststate.processes_of([str(workdir)]), "the killed run's node should still be running"
+    assert hoststate.clean_stale() == [f"cleaned up the real node of process {proc.pid}, which had been killed "
+                                       f"(/var/lib/mindzoo-node-{proc.pid})"]
+    assert host.leftovers(**footprint(workdir / "node", proc.pid)) == []
+    assert not hoststate.processes_of([str(workdir)])
 
 
 def test_the_node_is_a_real_kubelet_on_containerd_with_its_own_address(real_cluster):

@@ -133,6 +133,25 @@ def test_the_infer_pipeline_scores_the_registered_model(run, stack, tmp_path_fac
     assert f"{registered} is {_location(run, 'export', 'model')}" in proc.stdout
 
 
+def test_a_run_fine_tuned_from_the_registered_model_passes_the_gate(run, stack, tmp_path_factory):
+    """train_pipeline's `init_from`: training starts from the registered digits model's weights (a fresh
+    optimizer and schedule), the run still passes the accuracy gate, and MLflow records where it started."""
+    from mlflow.tracking import MlflowClient
+
+    model = _artifact(run["outputs"], "export", "model")["metadata"]
+    registered = f"models:/{model['registered_model']}/{model['registered_version']}"
+    proc = stack.cli("pipeline", "run-local", "--root", str(tmp_path_factory.mktemp("finetune")),
+                     "--param", f"init_from={registered}", check=False, timeout=1200)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    acc = _acc_log([line for line in proc.stdout.splitlines() if line.strip()])
+    assert acc["images"] == 359 and acc["top1"] >= 0.90, proc.stdout[-500:]
+    run_id = re.search(r"^pipeline run (\S+) finished", proc.stdout, re.M).group(1)
+    client = MlflowClient(tracking_uri=stack.mlflow_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (train,) = client.search_runs(experiments, f"tags.pipeline_run_id = '{run_id}' and tags.`mindzoo.step` = 'train'")
+    assert train.data.params["init_from"] == registered
+
+
 def test_a_failing_task_fails_the_local_run_with_one_error_line(stack, tmp_path):
     """A task's non-zero exit stops the run (kfp.local alone loses podman's exit codes: pipeline/kfp_local.py)."""
     proc = stack.cli("pipeline", "run-local", "--root", str(tmp_path), "--source", "/nowhere/raw", "--retries", "0",

@@ -49,10 +49,12 @@ def launch(spec: LaunchSpec, api_client: Any, say: Callable[[str], None] = print
 
 
 def _wait(batch: Any, core: Any, spec: LaunchSpec, started: float, poll_s: float) -> LaunchResult:
+    seen: dict[str, str] = {}  # index -> pod name, so a worker whose pod vanishes can still be named
     while True:
         status = batch.read_namespaced_job(spec.name, spec.namespace).status  # jobs/status needs more RBAC
         if (status.failed or 0) > 0 or _condition(status, "Failed"):
-            raise LaunchFailed(_failure_message(core, spec, status))
+            raise LaunchFailed(_failure_message(core, spec, status, seen))
+        seen.update({_index(p): p.metadata.name for p in _pods(core, spec) if p.metadata.deletion_timestamp is None})
         if (status.succeeded or 0) >= spec.nodes or _condition(status, "Complete"):
             return LaunchResult(status.succeeded or spec.nodes, time.monotonic() - started)
         if time.monotonic() - started > spec.timeout_s:
@@ -74,14 +76,40 @@ def _index(pod: Any) -> str:
     return labels.get(COMPLETION_INDEX_LABEL) or annotations.get(COMPLETION_INDEX_LABEL, "?")
 
 
-def _failure_message(core: Any, spec: LaunchSpec, status: Any) -> str:
-    failed = [p for p in _pods(core, spec) if p.status.phase == "Failed"]
-    if not failed:
-        reason = next((c.message or c.reason for c in (status.conditions or []) if c.type == "Failed"), "failed")
-        return f"launch {spec.name} failed: {reason}"
-    pod = sorted(failed, key=_index)[0]
-    tail = _log_tail(core, spec, pod.metadata.name)
-    return f"worker {_index(pod)} ({pod.metadata.name}) failed: {tail}"
+def _failure_message(core: Any, spec: LaunchSpec, status: Any, seen: dict[str, str] | None = None) -> str:
+    pods, seen = _pods(core, spec), seen or {}
+    reason = next((c.message or c.reason for c in (status.conditions or []) if c.type == "Failed"), "failed")
+    # A worker deleted mid-run leaves no pod behind, and the Job controller then stops the others (they may
+    # fail as they go): a vanished worker is the cause, then a failed one, then an evicted or terminating one.
+    vanished = sorted((i for i in seen if i not in {_index(p) for p in pods}), key=_rank)
+    if vanished:
+        return (f"worker {vanished[0]} ({seen[vanished[0]]}) was deleted before it finished; "
+                f"launch {spec.name} failed: {reason}")
+    failed = [p for p in pods if p.status.phase == "Failed"]
+    if failed:
+        pod = sorted(failed, key=lambda p: _rank(_index(p)))[0]
+        return f"worker {_index(pod)} ({pod.metadata.name}) failed: {_log_tail(core, spec, pod.metadata.name)}"
+    gone = _gone_first(pods)
+    if gone is not None:
+        return (f"worker {_index(gone)} ({gone.metadata.name}) was evicted or deleted before it finished; "
+                f"launch {spec.name} failed: {reason}")
+    return f"launch {spec.name} failed: {reason}"
+
+
+def _rank(index: str) -> tuple[int, str]:
+    return len(index), index  # numeric order for digit strings: 2 before 10
+
+
+def _gone_first(pods: list[Any]) -> Any:
+    """The pod of a worker being stopped from outside: disrupted (evicted, preempted: DisruptionTarget),
+    else terminating; the lowest index of that kind."""
+    disrupted = [p for p in pods if any(c.type == "DisruptionTarget" and c.status == "True"
+                                        for c in p.status.conditions or [])]
+    terminating = [p for p in pods if p.metadata.deletion_timestamp is not None]
+    for kind in (disrupted, terminating):
+        if kind:
+            return sorted(kind, key=lambda p: _rank(_index(p)))[0]
+    return None
 
 
 def _log_tail(core: Any, spec: LaunchSpec, pod_name: str, lines: int = 20) -> str:
