@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import urllib.error
 import urllib.request
 
 import pytest
@@ -37,13 +38,24 @@ def _all_ready(real_cluster, ns: str, release: str) -> bool:
 
 
 def _mlflow(real_cluster, ns: str, path: str, body: dict | None = None) -> dict:
-    """Call MLflow's REST API through its ClusterIP, as a pod would (the host routes Services to the node)."""
+    """Call MLflow's REST API through its ClusterIP, as a pod would (the host routes Services to the node).
+    Retried for a while, as a client would: just after MLflow's pod turns Ready, kube-proxy may not have
+    programmed the Service's rules yet (the node answers "unreachable" or "refused")."""
     service = real_cluster.core().read_namespaced_service("mindzoo-mlflow", ns).spec
-    request = urllib.request.Request(f"http://{service.cluster_ip}:{service.ports[0].port}{path}",
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json", "Host": "localhost"})
-    with urllib.request.urlopen(request, timeout=20) as response:
-        return json.loads(response.read() or b"{}")
+
+    def call():
+        request = urllib.request.Request(f"http://{service.cluster_ip}:{service.ports[0].port}{path}",
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json", "Host": "localhost"})
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return (json.loads(response.read() or b"{}"),)
+        except urllib.error.HTTPError:
+            raise
+        except urllib.error.URLError:
+            return None
+
+    return real_cluster.wait_for(f"MLflow's API at {service.cluster_ip} ({path})", call, 120, 2)[0]
 
 
 def test_every_server_pod_runs_on_the_real_node_and_is_ready(real_cluster, real_release):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 
 import pytest
 
@@ -110,7 +111,9 @@ def test_compare_shows_the_differing_params_and_the_best_run(stack, compared):
         assert record["metrics"]["eval/top1"] == pytest.approx(run.data.metrics["eval/top1"])
     top1 = {r.info.run_id: r.data.metrics["eval/top1"] for r in runs.values()}
     assert len(set(top1.values())) > 1, f"the runs score alike, so no best run can be told apart: {top1}"
-    best = max(top1, key=top1.get)
+    # The documented rule (runs/table.py best_run): highest top-1, a tie to the lower eval loss, then the earlier run.
+    best = min(runs.values(), key=lambda r: (-r.data.metrics["eval/top1"], r.data.metrics.get("eval/loss", math.inf),
+                                             r.info.start_time)).info.run_id
     assert body["best_run_id"] == best and [r["run_id"] for r in body["runs"] if r["best"]] == [best]
     table = compare(stack, compared.experiment).stdout
     best_name = next(r.info.run_name for r in runs.values() if r.info.run_id == best)
