@@ -202,13 +202,9 @@ def record_pid(state: Path, pid: int) -> None:
 
 
 def _owner_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not _zombie(pid)
+    from mindzoo.lease import pid_alive
+
+    return pid_alive(pid) and not _zombie(pid)
 
 
 def _cwd(pid: int) -> str | None:
