@@ -15,7 +15,7 @@ packages=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static debootstr
           etcd-server                                   # the cluster test harness's API server store
           containerd containernetworking-plugins iptables iproute2 util-linux gcc libc6-dev  # the real node
           chromium chromium-driver                      # headless browser + WebDriver: the MLflow UI test
-          ca-certificates curl)
+          ca-certificates)                              # TLS to the Go module proxy (Go toolchain download)
 GO_VERSION=1.26.8  # installed when Go is missing or older than the newest `go` line in tools/*/go.mod
 want_go=""
 go_needed=$(sed -n 's/^go \([0-9.]*\).*/\1/p' tools/*/go.mod | sort -V | tail -1)  # the newest any tool needs
