@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
 # make-venv.sh DIR LOCKFILE: create a virtual environment from a pinned lock file
 # and install mindzoo into it (editable). Re-running only installs what changed.
+#
+# uv (pinned, bootstrapped into the cache folder) installs by hard-linking files
+# from its cache: the runtime set is ~7 GB unpacked (MindSpore + torch with its
+# CUDA libraries), and every further checkout's environment then costs seconds and
+# almost no disk, where pip unpacked all of it again (minutes, and CI machines
+# whose disk is shared ran out of it). The lock files stay pip-compatible.
 set -euo pipefail
 dir=$1 lock=$2
 python=${PYTHON:-python3}
+UV_VERSION=0.13.8
+CACHE="${MINDZOO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mindzoo}"
+uv="$CACHE/uv-$UV_VERSION/bin/uv"
+if [ ! -x "$uv" ]; then
+  echo "==> bootstrapping uv $UV_VERSION into $CACHE"
+  rm -rf "$CACHE/uv-$UV_VERSION.new"
+  "$python" -m venv "$CACHE/uv-$UV_VERSION.new"
+  "$CACHE/uv-$UV_VERSION.new/bin/python" -m pip install --disable-pip-version-check -q "uv==$UV_VERSION"
+  rm -rf "$CACHE/uv-$UV_VERSION" && mv "$CACHE/uv-$UV_VERSION.new" "$CACHE/uv-$UV_VERSION"
+  # The venv's scripts name their own folder: re-point them after the move.
+  sed -i "1s|$CACHE/uv-$UV_VERSION.new|$CACHE/uv-$UV_VERSION|" "$CACHE/uv-$UV_VERSION/bin/"*
+fi
 if [ ! -x "$dir/bin/python" ]; then
   echo "==> creating $dir"
-  "$python" -m venv "$dir"
+  # --seed: pip stays in the environment (build-images.sh downloads the image's wheelhouse with it).
+  "$uv" venv --quiet --seed --python "$python" "$dir"
 fi
-echo "==> installing $lock into $dir (the runtime set is several GB: MindSpore + torch; minutes when cold)"
-# Show one line per package as progress; pipefail keeps pip's own failure.
-"$dir/bin/python" -m pip install --disable-pip-version-check --progress-bar off -r "$lock" \
-  | { grep -E '^(Collecting|Successfully|ERROR)' || true; }
-"$dir/bin/python" -m pip install --disable-pip-version-check -q --no-deps -e .
-"$dir/bin/python" -m pip check >/dev/null || { "$dir/bin/python" -m pip check; exit 1; }
+echo "==> installing $lock into $dir (the runtime set is several GB: MindSpore + torch; a minute or two when cold)"
+"$uv" pip install --python "$dir/bin/python" -r "$lock"
+"$uv" pip install --python "$dir/bin/python" --quiet --no-deps -e .
+"$uv" pip check --python "$dir/bin/python" >/dev/null 2>&1 || { "$uv" pip check --python "$dir/bin/python"; exit 1; }

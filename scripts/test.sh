@@ -9,6 +9,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export GLOG_v=3 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 ONEDNN_MAX_CPU_ISA=AVX2
+
+# The suite writes several GB (the real node's image store, datasets, checkpoints) on
+# disks that CI machines share with others: say so up front when room is short, so
+# that "no space left" failures further down are not a mystery.
+CACHE="${MINDZOO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mindzoo}"
+mkdir -p "$CACHE"
+df -Pk "${TMPDIR:-/tmp}" "$CACHE" . | awk 'NR > 1 && !seen[$6]++ && $4 < 12 * 1024 * 1024 {
+  printf "WARNING: only %.1f GB free on %s; the tests need about 12 GB there and may fail for lack of space\n",
+    $4 / 1024 / 1024, $6 }'
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,12 +94,41 @@ def _up_args(ports: dict[str, int]) -> list[str]:
             "--mlflow-port", str(ports["mlflow"])]
 
 
+RAM_DISK = Path("/dev/shm")
+RAM_PREFIX = "mindzoo-tests-"
+
+
+def ram_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A fresh folder in RAM (``/dev/shm``) when it has room, else under pytest's temporary folder.
+
+    MinIO refuses every write once its drive is 99 % full, and on a machine whose disk is
+    shared with others that can happen mid-run however little the tests write. The test
+    stack's objects are small and thrown away, so they live in RAM: the server under test
+    is the same, only its drive is the machine's memory. Folders of sessions that were
+    killed are removed here too (their pid is in the name).
+    """
+    from mindzoo.lease import pid_alive
+
+    try:
+        stats = os.statvfs(RAM_DISK)
+        room = stats.f_bavail * stats.f_frsize
+    except OSError:
+        room = 0
+    if room < 4 << 30:
+        return tmp_path_factory.mktemp(name)
+    for stale in RAM_DISK.glob(f"{RAM_PREFIX}*"):
+        pid = stale.name[len(RAM_PREFIX):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{RAM_PREFIX}{os.getpid()}-{name}-", dir=RAM_DISK))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The real local stack, started for this test session and stopped after it."""
     if not CONTROL_BIN.exists():
         pytest.fail(f"the real stack needs the control environment ({CONTROL_BIN} missing): run `make setup`")
-    state = tmp_path_factory.mktemp("stack-state")
+    state = ram_folder(tmp_path_factory, "stack-state")
     ports = {"minio": free_port(), "console": free_port(), "mlflow": free_port()}
     env = {**os.environ, "MINDZOO_STATE_DIR": str(state)}
     proc = subprocess.run([str(CONTROL_BIN), *_up_args(ports)], capture_output=True, text=True, env=env, timeout=300)
@@ -113,6 +144,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     creds["access_key"], creds["secret_key"], ports)
     finally:
         subprocess.run([str(CONTROL_BIN), "stack", "down"], env=env, capture_output=True, timeout=120)
+        if state.is_relative_to(RAM_DISK):
+            shutil.rmtree(state, ignore_errors=True)
         if saved is None:
             os.environ.pop("MINDZOO_STATE_DIR", None)
         else:
