@@ -21,20 +21,40 @@ TOOLS=(
   "kube-score github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
 )
 
-for entry in "${TOOLS[@]}"; do
-  read -r name module <<<"$entry"
-  stamp="$BIN/.$name.version"
-  if [ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$module" ]; then
-    echo "==> $name: cached ($module)"
-    continue
-  fi
-  echo "==> building $name from source ($module); takes a few minutes on a fresh machine"
-  start=$SECONDS
-  GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -trimpath" go install -ldflags="-s -w" "$module"
-  echo "$module" >"$stamp"
-  echo "==> $name built in $((SECONDS - start)) s"
-done
+# The builds are independent: they run side by side, at most $JOBS at a time (each Go build
+# also compiles in parallel, but links and module downloads are serial, so two at once
+# keep a 2-core machine busy). Each build's output goes to a log shown when it fails.
+JOBS=${BUILD_JOBS:-2}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+running=()
+spawn() {  # spawn NAME COMMAND...: run one build in the background
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  echo "==> building $1 in the background"
+  ( start=$SECONDS; "${@:2}"; rc=$?; echo "==> $1 built in $((SECONDS - start)) s"; echo $rc >"$logs/$1.rc" ) \
+    >"$logs/$1.log" 2>&1 &
+  running+=("$1")
+}
+finish() {  # wait for every build; show how each went; fail when any failed
+  local failed=0 name
+  wait
+  for name in "${running[@]}"; do
+    if [ "$(cat "$logs/$name.rc" 2>/dev/null)" = 0 ]; then
+      tail -1 "$logs/$name.log"
+    else
+      echo "error: building $name failed:" >&2; tail -30 "$logs/$name.log" >&2; failed=1
+    fi
+  done
+  return $failed
+}
 
+go_install() {  # go_install NAME MODULE@VERSION
+  local name=$1 module=$2
+  # CGO off: static binaries, and MinIO's compiled packages are the ones images/minio's build
+  # stage (CGO_ENABLED=0) finds in the shared Go build cache.
+  CGO_ENABLED=0 GOBIN="$BIN" GOFLAGS="${GOFLAGS:-} -trimpath" go install -ldflags="-s -w" "$module"
+  echo "$module" >"$BIN/.$name.version"
+}
 # Wrapper modules under tools/: programs whose upstream module cannot be
 # `go install`ed as is, or that we build with fewer parts.
 #  - hyperkube: the control plane (kube-apiserver, kube-controller-manager,
@@ -45,18 +65,18 @@ done
 #  - coredns: cluster DNS of the real node, with only the plugins it uses.
 tools_dir="$(cd "$(dirname "$0")/.." && pwd)/tools"
 build_wrapper() {  # build_wrapper NAME VERSION LDFLAGS WHAT
-  local name=$1 version=$2 ldflags=$3 what=$4 dir="$tools_dir/$1" stamp="$BIN/.$1.version" want
+  local name=$1 version=$2 ldflags=$3 what=$4 dir="$tools_dir/$1" want
   want="$version-$(cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go" <(echo "$ldflags") | sha256sum | cut -c1-16)"
-  if [ -x "$BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  if [ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.version" 2>/dev/null)" = "$want" ]; then
     echo "==> $name: cached ($version)"
     return
   fi
-  echo "==> building $name ($what $version) from source; minutes on a fresh 2-core machine"
-  local start=$SECONDS
-  (cd "$dir" && GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false" go build -ldflags="$ldflags" -o "$BIN/$name.new" . \
-    && mv "$BIN/$name.new" "$BIN/$name")
-  echo "$want" >"$stamp"
-  echo "==> $name built in $((SECONDS - start)) s"
+  echo "==> $name: $what $version, from source (minutes on a fresh 2-core machine)"
+  spawn "$name" go_build "$name" "$dir" "$ldflags" "$want"
+}
+go_build() {  # go_build NAME DIR LDFLAGS STAMP
+  (cd "$2" && GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false" go build -ldflags="$3" -o "$BIN/$1.new" . \
+    && mv "$BIN/$1.new" "$BIN/$1") && echo "$4" >"$BIN/.$1.version"
 }
 required_version() {  # the version of MODULE that tools/NAME/go.mod requires
   awk -v m="$2" '{for (i = 1; i < NF; i++) if ($i == m && $(i + 1) ~ /^v[0-9]/) print $(i + 1)}' \
@@ -74,6 +94,15 @@ build_wrapper hyperkube "$kube_version" \
   "kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy"
 build_wrapper coredns "$(required_version coredns github.com/coredns/coredns)" "-s -w" "CoreDNS"
 
+for entry in "${TOOLS[@]}"; do
+  read -r name module <<<"$entry"
+  if [ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.version" 2>/dev/null)" = "$module" ]; then
+    echo "==> $name: cached ($module)"
+  else
+    spawn "$name" go_install "$name" "$module"
+  fi
+done
+
 # The pod sandbox ("pause") program of the real node, from the same Kubernetes
 # source: no registry serves its image here. tests/cluster/nodeimages.py wraps it
 # into an image for containerd.
@@ -86,3 +115,5 @@ else
   gcc -Os -static -Wall -Werror -DVERSION="$kube_version" -o "$BIN/pause" "$pause_src"
   echo "$kube_version" >"$BIN/.pause.version"
 fi
+
+finish
