@@ -66,6 +66,7 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
         model: str = "",
         overrides: str = "",
         device: str = "cpu",
+        engine: str = "mindspore",
         workers: int = 1,
         nodes: int = 1,
         input_size: int = 0,
@@ -88,6 +89,8 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
             model: Registered model (default: the recipe's).
             overrides: Recipe overrides, comma-separated key=value (e.g. epochs=3,batch_size=64).
             device: cpu, gpu or ascend (Ascend 910): the train task's node pool and image.
+            engine: mindspore, or torch (cpu and gpu only): which framework trains. Either checkpoint feeds
+                export (MindIR) and inference.
             workers: Worker processes per node: devices per node on GPU/Ascend, CPU processes on CPU.
             nodes: Nodes; more than 1 launches an Indexed Job of worker pods (MindSpore dynamic cluster).
             input_size: Input side in pixels (0: the recipe's).
@@ -108,8 +111,8 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
                              cached=False)
         data = prep.outputs["dataset"]
         run = {"dataset": data, "recipe": recipe, "model": model, "set": overrides, "output": runs_root,
-               "workers": workers, "input_size": input_size, "steps_per_epoch": steps_per_epoch, "init_from": init_from,
-               **conn}
+               "engine": engine, "workers": workers, "input_size": input_size, "steps_per_epoch": steps_per_epoch,
+               "init_from": init_from, **conn}
         with dsl.If(nodes > 1, name="train-distributed"):
             launched = train_distributed(
                 nodes=nodes, device=device, launch_pools=tasks.launch_pools(cfg), s3_secret=cfg.s3_secret,

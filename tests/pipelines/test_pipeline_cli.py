@@ -124,9 +124,25 @@ def test_submit_to_an_unreachable_server_is_one_error_line():
     (["--param", "nodes"], "error: pipeline.param: expected key=value (got 'nodes')"),
     (["--host", "localhost:8080"], "error: pipeline.host: give a URL such as http://localhost:8080 "
                                    "(got 'localhost:8080')"),
+    *[(["--param", param], message) for param, message in [
+        ("engine=jax", "error: pipeline.param: engine must be one of mindspore, torch (got 'jax')"),
+        ("device=tpu", "error: pipeline.param: device must be one of cpu, gpu, ascend (got 'tpu')"),
+        ("infer_device=gpu", "error: pipeline.param: infer_device must be one of cpu, ascend310, ascend310p "
+                             "(got 'gpu')"),
+        ("engine=torch,device=ascend", "error: pipeline.param: engine=torch cannot train on device=ascend (the "
+                                       "torch engine trains on cpu or gpu; use engine=mindspore)"),
+    ]],
 ])
 def test_bad_submit_arguments(args, message):
     assert error_line(mindzoo("pipeline", "submit", *args)) == message
+
+
+def test_run_local_refuses_an_engine_the_device_cannot_run_before_starting_anything(tmp_path):
+    """The same check as submit's, before kfp.local starts a container (the stack is not even looked for)."""
+    proc = mindzoo("pipeline", "run-local", "--param", "engine=torch", "--param", "device=ascend",
+                   env={"MINDZOO_STATE_DIR": str(tmp_path / "state")})
+    assert error_line(proc).startswith("error: pipeline.param: engine=torch cannot train on device=ascend")
+    assert not (tmp_path / "state").exists()
 
 
 def test_run_local_without_the_stack_says_how_to_start_it(tmp_path):

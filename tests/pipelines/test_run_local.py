@@ -133,15 +133,17 @@ def test_the_infer_pipeline_scores_the_registered_model(run, stack, tmp_path_fac
     assert f"{registered} is {_location(run, 'export', 'model')}" in proc.stdout
 
 
-def test_a_run_fine_tuned_from_the_registered_model_passes_the_gate(run, stack, tmp_path_factory):
-    """train_pipeline's `init_from`: training starts from the registered digits model's weights (a fresh
-    optimizer and schedule), the run still passes the accuracy gate, and MLflow records where it started."""
+def test_a_torch_run_fine_tuned_from_the_registered_model_passes_the_gate(run, stack, tmp_path_factory):
+    """train_pipeline's `engine` and `init_from` together (one more pipeline run, not two): the torch engine
+    starts from the MindSpore-trained registered model's weights (a fresh optimizer and schedule), its
+    checkpoint goes through the same export (MindIR) and inference, the run passes the accuracy gate, and
+    MLflow records the engine and where training started."""
     from mlflow.tracking import MlflowClient
 
     model = _artifact(run["outputs"], "export", "model")["metadata"]
     registered = f"models:/{model['registered_model']}/{model['registered_version']}"
     proc = stack.cli("pipeline", "run-local", "--root", str(tmp_path_factory.mktemp("finetune")),
-                     "--param", f"init_from={registered}", check=False, timeout=1200)
+                     "--param", f"init_from={registered}", "--param", "engine=torch", check=False, timeout=1200)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     acc = _acc_log([line for line in proc.stdout.splitlines() if line.strip()])
     assert acc["images"] == 359 and acc["top1"] >= 0.90, proc.stdout[-500:]
@@ -150,6 +152,7 @@ def test_a_run_fine_tuned_from_the_registered_model_passes_the_gate(run, stack, 
     experiments = [e.experiment_id for e in client.search_experiments()]
     (train,) = client.search_runs(experiments, f"tags.pipeline_run_id = '{run_id}' and tags.`mindzoo.step` = 'train'")
     assert train.data.params["init_from"] == registered
+    assert train.data.params["engine"] == "torch"
 
 
 def test_a_failing_task_fails_the_local_run_with_one_error_line(stack, tmp_path):

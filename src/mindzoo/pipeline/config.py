@@ -20,6 +20,7 @@ from mindzoo.datasets import DIGITS_TRAINING
 from mindzoo.errors import ConfigError
 
 DEVICES = ("cpu", "gpu", "ascend")
+ENGINES = ("mindspore", "torch")
 INFER_DEVICES = ("cpu", "ascend310", "ascend310p")
 POOLS = ("ascend910", "ascend310", "ascend310p", "gpu")
 _SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
@@ -97,6 +98,21 @@ class PipelineConfig:
                         getattr(self, f"{name}_taint"))
 
 
+def check_run_parameters(items: tuple[str, ...]) -> None:
+    """Refuse, before anything is submitted, parameter values the tasks would only reject in a pod.
+
+    KFP checks a parameter's type, not its value: a run with ``engine=torch`` on Ascend would start,
+    preprocess, then fail in the train pod. Only the choices that pick branches and images are checked
+    here; the steps check everything else themselves.
+    """
+    values = {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in items)}
+    for key, allowed in (("engine", ENGINES), ("device", DEVICES), ("infer_device", INFER_DEVICES)):
+        check(key not in values or values[key] in allowed, "param",
+              f"{key} must be one of {', '.join(allowed)} (got {values.get(key)!r})")
+    check(not (values.get("engine") == "torch" and values.get("device") == "ascend"), "param",
+          "engine=torch cannot train on device=ascend (the torch engine trains on cpu or gpu; use engine=mindspore)")
+
+
 @dataclass(frozen=True)
 class CompileConfig:
     """`mindzoo pipeline compile`: one IR YAML per pipeline."""
@@ -133,6 +149,7 @@ class SubmitConfig:
         object.__setattr__(self, "param", _join_overrides(self.param))
         for item in self.param:
             check("=" in item and bool(item.split("=", 1)[0].strip()), "param", f"expected key=value (got {item!r})")
+        check_run_parameters(self.param)
         check(self.timeout > 0, "timeout", "must be > 0")
         check("://" in self.host or not self.host, "host",
               f"give a URL such as http://localhost:8080 (got {self.host!r})")
@@ -169,6 +186,7 @@ class RunLocalConfig:
         for key in ("set", "param"):
             for item in getattr(self, key):
                 check("=" in item and bool(item.split("=", 1)[0].strip()), key, f"expected key=value (got {item!r})")
+        check_run_parameters(self.param)
 
     def arguments(self) -> dict[str, str]:
         return {k.strip(): v for k, v in (item.split("=", 1) for item in self.param)}
