@@ -102,7 +102,9 @@ def test_launch_creates_the_indexed_job_on_the_pool_and_hands_rank0s_outputs_to_
     assert follow_pointer(checkpoint["uri"]) == "s3://B/runs/R/model"
     name = job_name("shape-1")
     job = cluster.batch().read_namespaced_job(name, ns)
-    assert (job.spec.completion_mode, job.spec.completions, job.spec.backoff_limit) == ("Indexed", 2, 0)
+    assert (job.spec.completion_mode, job.spec.completions, job.spec.backoff_limit) == ("Indexed", 2, 3)
+    assert [r.action for r in job.spec.pod_failure_policy.rules] == ["Count", "FailJob"]
+    assert job.spec.template.spec.automount_service_account_token is False
     pod = job.spec.template.spec
     container = pod.containers[0]
     assert container.image == "registry.example/mindzoo-ascend:0.1.0"
