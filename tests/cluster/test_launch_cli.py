@@ -40,9 +40,10 @@ def as_pipeline_sa(cluster, mindzoo_release, tmp_path):
     return kubeconfig, ns, pools
 
 
-def launch(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=True):
+def launch(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=True, attempt=""):
     """Run the CLI; meanwhile publish rank 0's result once the Job exists (kwok runs no container)."""
-    proc, out = start(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=stand_in)
+    proc, out = start(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=stand_in,
+                      attempt=attempt)
     _, stderr = proc.communicate(timeout=300)
     return proc.returncode, stderr, json.loads(out.read_text()) if out.is_file() else None
 
@@ -238,3 +239,28 @@ def _release(cluster, ns, name) -> bool:
         if (pod.metadata.labels or {}).get(HOLD_LABEL):
             cluster.core().patch_namespaced_pod(pod.metadata.name, ns, {"metadata": {"labels": {HOLD_LABEL: None}}})
     return bool(pods)
+
+
+def test_a_job_of_another_spec_under_the_run_id_is_refused_in_one_line_and_left_alone(cluster, stack, bucket,
+                                                                                       as_pipeline_sa):
+    from minio import Minio
+
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    name = job_name("conflict-1")
+    code, err, _ = launch(cluster, stack, kubeconfig, ns, pools, bucket, "conflict-1", "--launch-keep")
+    assert code == 0, err[-3000:]
+    uid = cluster.batch().read_namespaced_job(name, ns).metadata.uid
+    code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "conflict-1",
+                                        "--launch-memory", "512Mi", stand_in=False, attempt="-other")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and executor_output is None and "Traceback" not in err, err[-2000:]
+    assert lines[-1] == (f"error: job {ns}/{name} exists and is not this launch's (another spec): delete it, "
+                         "or launch under another run id"), lines[-1]
+    # Nothing of the first launch was touched: its Job, and the results it published.
+    assert cluster.batch().read_namespaced_job(name, ns).metadata.uid == uid
+    client = Minio(stack.s3_endpoint, stack.access_key, stack.secret_key, secure=False)
+    assert client.stat_object(bucket, "runs/conflict-1/launch/result.json").size > 0
+    cluster.batch().delete_namespaced_job(name, ns, propagation_policy="Foreground")
+    assert cluster.wait_for("the kept launch deleted", lambda: gone(cluster, ns, name), 60)
