@@ -125,6 +125,8 @@ def train_distributed(
     s3_secret_key_key: Optional[str] = None,
     service_account: Optional[str] = None,
     launch_timeout: Optional[int] = None,
+    launch_cpu: Optional[str] = None,
+    launch_memory: Optional[str] = None,
     model: Optional[str] = None,
     recipe: Optional[str] = None,
     set: Optional[str] = None,  # noqa: A002 - the CLI flag's name
@@ -158,6 +160,8 @@ def train_distributed(
         s3_secret_key_key: Key of the secret key in that Secret.
         service_account: ServiceAccount of the worker pods.
         launch_timeout: Seconds the Job may run.
+        launch_cpu: CPU request of each worker pod.
+        launch_memory: Memory request and limit of each worker pod.
         model: See `train`.
         recipe: See `train`.
         set: See `train`.
@@ -192,6 +196,8 @@ def train_distributed(
             flag("s3_secret_key_key", s3_secret_key_key, "--launch-s3-secret-key-key"),
             flag("service_account", service_account, "--launch-service-account"),
             flag("launch_timeout", launch_timeout, "--launch-timeout"),
+            flag("launch_cpu", launch_cpu, "--launch-cpu"),
+            flag("launch_memory", launch_memory, "--launch-memory"),
             *executor_input(),
         ],
     )

@@ -35,10 +35,10 @@ import hoststate
 import kwoknodes
 from fakenodes import NODES, FakeNode
 from kubepki import write_kubeconfig, write_pki
-from kwoknodes import FAIL_LABEL  # noqa: F401 - tests import it from here
+from kwoknodes import FAIL_LABEL, HOLD_LABEL  # noqa: F401 - tests import them from here
 from procs import HarnessError, Process, Tools, free_port, spawn, wait
 
-__all__ = ["Cluster", "HarnessError", "FAIL_LABEL", "NODES", "helm_env"]
+__all__ = ["Cluster", "HarnessError", "FAIL_LABEL", "HOLD_LABEL", "NODES", "helm_env"]
 
 
 def helm_env(home: Path) -> dict[str, str]:

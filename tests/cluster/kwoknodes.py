@@ -29,6 +29,8 @@ STAGES = HERE / "kwok-stages.yaml"
 CLUSTER_LOGS_CRD = HERE / "kwok-clusterlogs-crd.yaml"
 #: Pods with this label are failed by kwok (exit code 1) instead of completing.
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
+#: Pods with this label stay Running (kwok does not complete them) until the label is removed.
+HOLD_LABEL = "mindzoo.test/hold"
 
 
 class Kwok:

@@ -51,8 +51,8 @@ def test_install_and_helm_test_each_combination(cluster, combo):
         assert objects["StatefulSet"] == ["rel-mindzoo-minio", "rel-mindzoo-postgresql"]
         claims = cluster.core().list_namespaced_persistent_volume_claim(ns).items
         assert sorted(c.status.phase for c in claims) == ["Bound", "Bound"]
-    if combo == "networkpolicy-values.yaml":
-        assert len(objects["NetworkPolicy"]) == 3
+    # On by default: MLflow's, and MinIO's and PostgreSQL's where the chart runs them.
+    assert len(objects["NetworkPolicy"]) == (1 if combo == "external-values.yaml" else 3)
     tested = cluster.helm("test", "rel", "-n", ns, "--timeout", "2m").stdout
     assert len(re.findall(r"Phase:\s+Succeeded", tested)) == 2, tested
     cluster.helm("uninstall", "rel", "-n", ns, "--wait", "--timeout", "2m")
@@ -88,15 +88,30 @@ def test_uninstall_removes_what_the_chart_created(cluster, claims):
     assert len(owned(cluster, ns, "rel")) >= 9
     cluster.helm("uninstall", "rel", "-n", ns, "--wait", "--timeout", "2m")
 
-    def only_claims_left():
+    def only_kept_left():
         left = owned(cluster, ns, "rel")
-        return (left,) if set(left) <= {"PersistentVolumeClaim"} else None
+        return (left,) if set(left) <= {"PersistentVolumeClaim", "Secret"} else None
 
-    (left,) = cluster.wait_for("the release's objects to go", only_claims_left, 90)
-    if claims == "Retain":
-        assert left == {"PersistentVolumeClaim": ["data-rel-mindzoo-minio-0", "data-rel-mindzoo-postgresql-0"]}
+    (left,) = cluster.wait_for("the release's objects to go", only_kept_left, 90)
+    if claims == "Retain":  # the data, and the generated credentials that open it (resource-policy: keep)
+        assert left == {"PersistentVolumeClaim": ["data-rel-mindzoo-minio-0", "data-rel-mindzoo-postgresql-0"],
+                        "Secret": ["rel-mindzoo-minio", "rel-mindzoo-postgresql"]}
     else:
         cluster.wait_for("the claims to go", lambda: not owned(cluster, ns, "rel"), 90)
     assert cluster.helm("list", "-n", ns, "-q", "--failed", "--pending", "--uninstalling").stdout.strip() == ""
     history = cluster.core().list_namespaced_secret(ns, label_selector="owner=helm,name=rel").items
     assert history == [], "helm uninstall must not keep the release's history"
+
+
+def test_a_reinstall_reads_back_the_kept_secrets(cluster):
+    """Uninstall keeps the generated Secrets with the retained data claims; installing the release again
+    under its name adopts them (lookup reads them back) instead of generating new keys the old data would
+    not open."""
+    ns = cluster.create_namespace("reinstall")
+    cluster.helm("install", "rel", str(CHART), "-n", ns, "--wait", "--timeout", "4m")
+    before = secret_data(cluster, ns, "rel")
+    cluster.helm("uninstall", "rel", "-n", ns, "--wait", "--timeout", "2m")
+    assert secret_data(cluster, ns, "rel") == before
+    cluster.helm("install", "rel", str(CHART), "-n", ns, "--wait", "--timeout", "4m")
+    assert secret_data(cluster, ns, "rel") == before
+    cluster.helm("uninstall", "rel", "-n", ns, "--wait", "--timeout", "2m")

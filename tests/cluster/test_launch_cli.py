@@ -10,6 +10,8 @@ shows the failed worker's last lines.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeharness import FAIL_LABEL
+from kubeharness import FAIL_LABEL, HOLD_LABEL
 from mindzoo.kfp_io import follow_pointer
 from launcher_objects import FAILING_LOG
 
@@ -38,9 +40,17 @@ def as_pipeline_sa(cluster, mindzoo_release, tmp_path):
     return kubeconfig, ns, pools
 
 
-def launch(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=True):
+def launch(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=True, attempt=""):
     """Run the CLI; meanwhile publish rank 0's result once the Job exists (kwok runs no container)."""
-    tmp = kubeconfig.parent / run_id
+    proc, out = start(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=stand_in,
+                      attempt=attempt)
+    _, stderr = proc.communicate(timeout=300)
+    return proc.returncode, stderr, json.loads(out.read_text()) if out.is_file() else None
+
+
+def start(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_in=True, attempt=""):
+    """The CLI's process (running) and where its executor output goes."""
+    tmp = kubeconfig.parent / f"{run_id}{attempt}"
     tmp.mkdir()
     out = tmp / "executor_output.json"
     executor_input = {"outputs": {"outputFile": str(out), "artifacts": {
@@ -54,13 +64,14 @@ def launch(cluster, stack, kubeconfig, ns, pools, bucket, run_id, *extra, stand_
             "--launch-namespace", ns, "--launch-pools", json.dumps(launch_pools), "--launch-s3-secret", "mindzoo-minio",
             "--launch-cpu", "100m", "--launch-memory", "256Mi", "--executor-input", json.dumps(executor_input), *extra]
     env = {"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin", "MINDZOO_STATE_DIR": str(stack.state_dir),
-           "MINDZOO_PIPELINE_RUN_ID": "pipeline-1"}
+           "MINDZOO_PIPELINE_RUN_ID": "pipeline-1",
+           # The checkout's code, not the editable install's, when the test run points there.
+           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if stand_in:
         threading.Thread(target=_stand_in_for_rank0, args=(cluster.batch(), stack, bucket, run_id, ns),
                          daemon=True).start()
-    _, stderr = proc.communicate(timeout=300)
-    return proc.returncode, stderr, json.loads(out.read_text()) if out.is_file() else None
+    return proc, out
 
 
 def _stand_in_for_rank0(batch, stack, bucket, run_id, ns):
@@ -102,7 +113,9 @@ def test_launch_creates_the_indexed_job_on_the_pool_and_hands_rank0s_outputs_to_
     assert follow_pointer(checkpoint["uri"]) == "s3://B/runs/R/model"
     name = job_name("shape-1")
     job = cluster.batch().read_namespaced_job(name, ns)
-    assert (job.spec.completion_mode, job.spec.completions, job.spec.backoff_limit) == ("Indexed", 2, 0)
+    assert (job.spec.completion_mode, job.spec.completions, job.spec.backoff_limit) == ("Indexed", 2, 3)
+    assert [r.action for r in job.spec.pod_failure_policy.rules] == ["Count", "FailJob"]
+    assert job.spec.template.spec.automount_service_account_token is False
     pod = job.spec.template.spec
     container = pod.containers[0]
     assert container.image == "registry.example/mindzoo-ascend:0.1.0"
@@ -162,3 +175,92 @@ def test_a_launch_the_api_refuses_is_one_error_line_naming_the_namespace(cluster
     assert code != 0 and executor_output is None and "Traceback" not in err, err[-2000:]
     assert lines[-1].startswith("error: the Kubernetes API refused the launch in namespace default: "), lines[-1]
     assert "forbidden" in lines[-1] and "system:serviceaccount:mindzoo:mindzoo-pipeline" in lines[-1]
+
+
+def running_workers(cluster, ns, name):
+    pods = cluster.core().list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
+    return len([p for p in pods if p.status.phase == "Running"]) == 2
+
+
+def test_sigterm_deletes_the_job_and_fails_the_step_with_one_error_line(cluster, stack, bucket, as_pipeline_sa):
+    """What happens when KFP cancels the run or the task pod is deleted: the kubelet sends SIGTERM."""
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    name = job_name("sigterm-1")
+    proc, out = start(cluster, stack, kubeconfig, ns, pools, bucket, "sigterm-1", "--launch-labels",
+                      f"{HOLD_LABEL}=true", stand_in=False)
+    try:
+        cluster.wait_for("both workers running", lambda: running_workers(cluster, ns, name), 60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "Traceback" not in err and not out.is_file(), err[-2000:]
+    assert lines[-1] == f"error: terminated by SIGTERM: job {ns}/{name} deleted", lines[-1]
+    assert cluster.wait_for("the terminated launch cleaned up", lambda: gone(cluster, ns, name), 60)
+
+
+def test_a_killed_launchers_job_is_adopted_by_the_next_attempt(cluster, stack, bucket, as_pipeline_sa):
+    """A launcher killed outright (SIGKILL, its node lost) leaves its Job running; KFP's retry of the task
+    launches the same run id again: it adopts that Job (no 409, no second Job) and finishes the step."""
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    name, hold = job_name("adopt-1"), ("--launch-labels", f"{HOLD_LABEL}=true")
+    first, _ = start(cluster, stack, kubeconfig, ns, pools, bucket, "adopt-1", *hold, stand_in=False)
+    try:
+        cluster.wait_for("both workers running", lambda: running_workers(cluster, ns, name), 60)
+    finally:
+        first.kill()
+        first.communicate(timeout=30)
+    uid = cluster.batch().read_namespaced_job(name, ns).metadata.uid  # still there, still running
+    second, out = start(cluster, stack, kubeconfig, ns, pools, bucket, "adopt-1", *hold, attempt="-retry")
+    try:
+        cluster.wait_for("the second launcher to see the Job", lambda: second.poll() is not None or (
+            cluster.batch().read_namespaced_job(name, ns).metadata.uid == uid and _release(cluster, ns, name)), 60)
+        _, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, err[-3000:]
+    assert f"adopted job {ns}/{name}: 2 node(s)" in err and "launched job" not in err
+    executor_output = json.loads(out.read_text())
+    assert executor_output["artifacts"]["checkpoint"]["artifacts"][0]["metadata"]["location"] == "s3://B/runs/R/model"
+    assert cluster.wait_for("the adopted launch cleaned up", lambda: gone(cluster, ns, name), 60)
+
+
+def _release(cluster, ns, name) -> bool:
+    """Let kwok complete the held workers; true once none is held."""
+    pods = cluster.core().list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
+    for pod in pods:
+        if (pod.metadata.labels or {}).get(HOLD_LABEL):
+            cluster.core().patch_namespaced_pod(pod.metadata.name, ns, {"metadata": {"labels": {HOLD_LABEL: None}}})
+    return bool(pods)
+
+
+def test_a_job_of_another_spec_under_the_run_id_is_refused_in_one_line_and_left_alone(cluster, stack, bucket,
+                                                                                       as_pipeline_sa):
+    from minio import Minio
+
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    name = job_name("conflict-1")
+    code, err, _ = launch(cluster, stack, kubeconfig, ns, pools, bucket, "conflict-1", "--launch-keep")
+    assert code == 0, err[-3000:]
+    uid = cluster.batch().read_namespaced_job(name, ns).metadata.uid
+    code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "conflict-1",
+                                        "--launch-memory", "512Mi", stand_in=False, attempt="-other")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and executor_output is None and "Traceback" not in err, err[-2000:]
+    assert lines[-1] == (f"error: job {ns}/{name} exists and is not this launch's (another spec): delete it, "
+                         "or launch under another run id"), lines[-1]
+    # Nothing of the first launch was touched: its Job, and the results it published.
+    assert cluster.batch().read_namespaced_job(name, ns).metadata.uid == uid
+    client = Minio(stack.s3_endpoint, stack.access_key, stack.secret_key, secure=False)
+    assert client.stat_object(bucket, "runs/conflict-1/launch/result.json").size > 0
+    cluster.batch().delete_namespaced_job(name, ns, propagation_policy="Foreground")
+    assert cluster.wait_for("the kept launch deleted", lambda: gone(cluster, ns, name), 60)

@@ -37,11 +37,11 @@ def _all_ready(real_cluster, ns: str, release: str) -> bool:
         any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in pods)
 
 
-def _mlflow(real_cluster, ns: str, path: str, body: dict | None = None) -> dict:
+def _mlflow(real_cluster, ns: str, path: str, body: dict | None = None, service: str = "mindzoo-mlflow") -> dict:
     """Call MLflow's REST API through its ClusterIP, as a pod would (the host routes Services to the node).
     Retried for a while, as a client would: just after MLflow's pod turns Ready, kube-proxy may not have
     programmed the Service's rules yet (the node answers "unreachable" or "refused")."""
-    service = real_cluster.core().read_namespaced_service("mindzoo-mlflow", ns).spec
+    service = real_cluster.core().read_namespaced_service(service, ns).spec
 
     def call():
         request = urllib.request.Request(f"http://{service.cluster_ip}:{service.ports[0].port}{path}",
@@ -70,6 +70,14 @@ def test_every_server_pod_runs_on_the_real_node_and_is_ready(real_cluster, real_
 
 
 def test_helm_test_runs_its_pods_for_real_and_they_pass(real_cluster, real_release):
+    """With the NetworkPolicies the chart creates by default in place: the traffic they allow still flows. (The
+    real node has no NetworkPolicy-enforcing network plugin, so what they deny is not enforced here; their
+    shape is checked in tests/charts/test_chart_render.py.)"""
+    from kubernetes import client
+
+    policies = client.NetworkingV1Api(real_cluster.api_client()).list_namespaced_network_policy(
+        real_release["namespace"]).items
+    assert sorted(p.metadata.name for p in policies) == ["mindzoo-minio", "mindzoo-mlflow", "mindzoo-postgresql"]
     out = real_cluster.helm("test", "mindzoo", "-n", real_release["namespace"], "--logs", "--timeout", "4m",
                             timeout=300).stdout
     assert len(re.findall(r"Phase:\s+Succeeded", out)) == 2, out
@@ -109,18 +117,31 @@ def test_upgrade_keeps_data_and_secrets(real_cluster, real_release):
 
 
 def test_uninstall_leaves_only_what_the_chart_documents(real_cluster, real_release):
-    """Last in this module: a second release in its own namespace, installed, tested and removed."""
+    """Last in this module: a second release in its own namespace, installed, tested, removed - and installed
+    again on what the first left, which must still open it (kept Secrets, retained data)."""
     ns = real_cluster.create_namespace("mindzoo-uninstall")
     real_cluster.add_host_path_volumes(2)
     real_cluster.helm("install", "gone", str(CHART), "-n", ns, "--wait", "--timeout", "6m", timeout=480)
     real_cluster.helm("test", "gone", "-n", ns, "--timeout", "4m", timeout=300)
+    experiment = _mlflow(real_cluster, ns, "/api/2.0/mlflow/experiments/create", {"name": "kept-across-reinstall"},
+                         service="gone-mindzoo-mlflow")["experiment_id"]
+    secrets = secret_data(real_cluster, ns, "gone")
     real_cluster.helm("uninstall", "gone", "-n", ns, "--wait", "--timeout", "3m")
 
-    def only_claims_left():
+    def only_kept_left():
         left = owned(real_cluster, ns, "gone")
-        return (left,) if set(left) <= {"PersistentVolumeClaim"} else None
+        return (left,) if set(left) <= {"PersistentVolumeClaim", "Secret"} else None
 
-    (left,) = real_cluster.wait_for("the release's objects to go", only_claims_left, 180, 2)
-    # charts/mindzoo/README.md: uninstall keeps the StatefulSets' data claims (whenDeleted: Retain).
-    assert left == {"PersistentVolumeClaim": ["data-gone-mindzoo-minio-0", "data-gone-mindzoo-postgresql-0"]}
+    (left,) = real_cluster.wait_for("the release's objects to go", only_kept_left, 180, 2)
+    # charts/mindzoo/README.md: uninstall keeps the StatefulSets' data claims (whenDeleted: Retain) and the
+    # generated credentials that open them (helm.sh/resource-policy: keep).
+    assert left == {"PersistentVolumeClaim": ["data-gone-mindzoo-minio-0", "data-gone-mindzoo-postgresql-0"],
+                    "Secret": ["gone-mindzoo-minio", "gone-mindzoo-postgresql"]}
     assert real_cluster.core().list_namespaced_pod(ns).items == []
+    # Installed again: the kept Secrets are read back, PostgreSQL's retained data opens with them.
+    real_cluster.helm("install", "gone", str(CHART), "-n", ns, "--wait", "--timeout", "6m", timeout=480)
+    assert secret_data(real_cluster, ns, "gone") == secrets
+    found = _mlflow(real_cluster, ns, f"/api/2.0/mlflow/experiments/get?experiment_id={experiment}",
+                    service="gone-mindzoo-mlflow")
+    assert found["experiment"]["name"] == "kept-across-reinstall"
+    real_cluster.helm("uninstall", "gone", "-n", ns, "--wait", "--timeout", "3m")

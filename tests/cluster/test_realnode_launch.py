@@ -3,7 +3,10 @@ find pod 0 through the headless Service and CoreDNS, train the digits as one dat
 dynamic cluster, or torchrun's variables with gloo), and publish to the chart's in-cluster MinIO. The test
 reads every rank's weight digest from MinIO itself and compares them.
 
-The launcher runs here, as the chart's pipeline ServiceAccount (a real token), exactly as in a KFP task pod.
+The launcher runs either here, as the chart's pipeline ServiceAccount (a real token), or - the MindSpore
+case - as the compiled `train_distributed` component itself: its container (image, command, arguments
+with KFP's placeholders resolved by kfp's own resolver) runs as a task pod under that ServiceAccount,
+with the pipeline-defaults ConfigMap and the object store Secret as env, as KFP would run it.
 """
 
 from __future__ import annotations
@@ -94,17 +97,82 @@ def left_behind(real_cluster, ns: str, run_id: str) -> list[str]:
     return jobs + services + pods
 
 
-@pytest.mark.parametrize("engine", ["mindspore", "torch"])
-def test_two_pods_train_as_one_job_with_identical_weights(real_cluster, real_release, as_pipeline_sa, digits, engine):
+def test_two_pods_train_as_one_job_with_identical_weights(real_cluster, real_release, as_pipeline_sa, digits):
+    engine = "torch"
     run_id = f"two-pods-{engine}"
     proc = launch(real_release, as_pipeline_sa, digits, run_id, "--engine", engine)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-4000:] + real_cluster.diagnostics()
+    check_two_ranks(real_cluster, real_release, run_id)
+    assert "2 ranks finished with identical weights" in err
+
+
+def test_the_train_distributed_component_runs_as_a_task_pod_and_trains_on_two_pods(real_cluster, real_release,
+                                                                                     digits, tmp_path):
+    from components.images import CPU
+    from components.train.component import train_distributed
+    from kfp import compiler
+    from kfp.local.placeholder_utils import replace_placeholders
+
+    import yaml
+
+    run_id = "component-mindspore"
+    ns, core = real_release["namespace"], real_cluster.core()
+    compiler.Compiler().compile(train_distributed, str(tmp_path / "component.yaml"))
+    container = yaml.safe_load((tmp_path / "component.yaml").read_text())["deploymentSpec"]["executors"][
+        "exec-train-distributed"]["container"]
+    assert container["image"] == CPU
+    training = DIGITS_TRAINING
+    parameters = {"nodes": 2, "launch_pools": json.dumps({"cpu": {"image": CPU}}), "s3_secret": "mindzoo-minio",
+                  "launch_timeout": 900, "launch_cpu": "100m", "launch_memory": "3Gi", "recipe": training.recipe,
+                  "input_size": training.input_size, "set": ",".join(("epochs=1", *training.overrides(epochs=False))),
+                  "output": f"s3://{BUCKET}/runs", "run_id": run_id, "steps_per_epoch": 4, "device": "cpu",
+                  "engine": "mindspore"}
+    executor_input = {
+        "inputs": {"parameterValues": parameters, "artifacts": {"dataset": {"artifacts": [
+            {"name": "dataset", "uri": digits, "type": {"schemaTitle": "system.Dataset"}, "metadata": {}}]}}},
+        "outputs": {"outputFile": "/kfp/outputs/executor_output.json", "artifacts": {
+            name: {"artifacts": [{"name": name, "uri": f"/kfp/outputs/{name}", "type": {"schemaTitle": kind},
+                                  "metadata": {}}]}
+            for name, kind in (("checkpoint", "system.Model"), ("metrics", "system.Metrics"))}}}
+    argv = replace_placeholders([*container["command"], *container["args"]], executor_input, "pipeline", "train",
+                                "/kfp/root", "run-1")
+    secret = {"name": "mindzoo-minio"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "task-train-distributed", "labels": {"pipelines.kubeflow.org/v2_component": "true"}},
+        "spec": {
+            "restartPolicy": "Never", "serviceAccountName": real_release["service_account"],
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "main", "image": container["image"], "command": argv,
+                "envFrom": [{"configMapRef": {"name": "mindzoo-pipeline-defaults"}}],
+                "env": [{"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {**secret, "key": "accesskey"}}},
+                        {"name": "AWS_SECRET_ACCESS_KEY",
+                         "valueFrom": {"secretKeyRef": {**secret, "key": "secretkey"}}},
+                        {"name": "HOME", "value": "/kfp"}],
+                "volumeMounts": [{"name": "kfp", "mountPath": "/kfp"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+            "volumes": [{"name": "kfp", "emptyDir": {}}]}}
+    core.create_namespaced_pod(ns, pod)
+    try:
+        done = real_cluster.wait_for("the task pod to finish", lambda: (
+            core.read_namespaced_pod("task-train-distributed", ns).status.phase in ("Succeeded", "Failed")), 900, 3)
+        log = core.read_namespaced_pod_log("task-train-distributed", ns)
+        phase = core.read_namespaced_pod("task-train-distributed", ns).status.phase
+        assert done and phase == "Succeeded", log[-4000:] + real_cluster.diagnostics()
+    finally:
+        core.delete_namespaced_pod("task-train-distributed", ns, grace_period_seconds=0)
+    assert "launched job" in log and "2 ranks finished with identical weights" in log, log[-3000:]
+    check_two_ranks(real_cluster, real_release, run_id)
+
+
+def check_two_ranks(real_cluster, real_release, run_id: str) -> None:
+    """Both ranks' weight digests in MinIO, equal; rank 0's model published; the launch's objects gone."""
     ranks = rank_digests(real_release, run_id)
     assert [r["rank"] for r in ranks] == [0, 1], ranks
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"] and len(ranks[0]["weights_sha256"]) == 64
     assert ranks[0]["steps"] == ranks[1]["steps"] == 4
-    assert "2 ranks finished with identical weights" in err
     model = [o.object_name for o in _minio(real_release).list_objects(BUCKET, f"runs/{run_id}/model/")]
     assert model, f"rank 0 published no model under runs/{run_id}/model/"
     ns = real_release["namespace"]

@@ -49,7 +49,7 @@ def test_indexed_job_runs_on_the_ascend910_nodes_and_completes(cluster, mindzoo_
     assert sorted(p.spec.hostname for p in pods) == [f"{name}-0", f"{name}-1"]
     assert {p.spec.subdomain for p in pods} == {name}
     assert {p.status.phase for p in pods} == {"Succeeded"}
-    assert core.read_namespaced_service(name, ns).spec.cluster_ip == "None"
+    assert cluster.core().read_namespaced_service(name, ns).spec.cluster_ip == "None"  # as admin: the launcher never reads it
     batch.delete_namespaced_job(name, ns, propagation_policy="Background")
     core.delete_namespaced_service(name, ns)
 

@@ -9,6 +9,8 @@ watches and cleans them up.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,11 @@ ENV_MASTER_ADDR = "MINDZOO_MASTER_ADDR"
 ENV_MASTER_PORT = "MINDZOO_MASTER_PORT"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 LABEL = "mindzoo.io/launch"
+#: The digest of the Job as this launch would create it: a second launch with the same run id adopts a
+#: Job carrying the same digest, and refuses one that differs (other flags under the same run id).
+SPEC_ANNOTATION = "mindzoo.io/launch-spec-sha256"
+#: The worker container's name; the pod failure policy's exit-code rule names it.
+CONTAINER = "train"
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class LaunchSpec:
     ttl_after_finished_s: int = 3600
     shm_size: str = "1Gi"  # data loaders and collective libraries use /dev/shm
     pod_labels: dict[str, str] = field(default_factory=dict)  # e.g. for cost allocation
+    max_disruptions: int = 3  # evictions/preemptions replaced before the launch fails
 
     def __post_init__(self) -> None:
         check(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,45}[a-z0-9])?", self.name) is not None, "launch.name",
@@ -70,6 +78,7 @@ class LaunchSpec:
         check(1024 <= self.port <= 65535, "launch.port", "must be in 1024..65535")
         check(self.timeout_s > 0, "launch.timeout_s", "must be > 0")
         check(bool(self.command), "launch.command", "must not be empty")
+        check(0 <= self.max_disruptions <= 100, "launch.max_disruptions", "must be in 0..100")
 
     @property
     def service_name(self) -> str:
@@ -82,9 +91,12 @@ class LaunchSpec:
 
 
 def job_manifest(spec: LaunchSpec) -> dict[str, Any]:
-    """The Indexed Job: one pod per node, no retries (a failed worker fails the launch)."""
+    """The Indexed Job: one pod per node. A disrupted pod (evicted, preempted, its node drained: the
+    ``DisruptionTarget`` condition) is replaced, at most ``max_disruptions`` times (backoffLimit counts
+    them); any other failure - a non-zero exit of the train container - fails the Job at once (FailJob),
+    so a real error is not retried into a longer, costlier failure."""
     labels = {LABEL: spec.name, "app.kubernetes.io/name": "mindzoo", "app.kubernetes.io/component": "train"}
-    return {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
@@ -92,18 +104,30 @@ def job_manifest(spec: LaunchSpec) -> dict[str, Any]:
             "completionMode": "Indexed",
             "completions": spec.nodes,
             "parallelism": spec.nodes,
-            "backoffLimit": 0,
+            "backoffLimit": spec.max_disruptions,
+            "podFailurePolicy": {"rules": [
+                {"action": "Count", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "NotIn",
+                                                      "values": [0]}},
+            ]},
+            # A replacement starts once the old pod has fully stopped: never two pods of one rank at once.
+            "podReplacementPolicy": "Failed",
             "activeDeadlineSeconds": int(spec.timeout_s),
             "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
             "template": {"metadata": {"labels": {**spec.pod_labels, **labels}}, "spec": _pod_spec(spec)},
         },
     }
+    digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+    job["metadata"]["annotations"] = {SPEC_ANNOTATION: digest}
+    return job
 
 
 def _pod_spec(spec: LaunchSpec) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "subdomain": spec.service_name,
+        # Workers never call the Kubernetes API: no token in their pods (the launcher's SA may create Jobs).
+        "automountServiceAccountToken": False,
         "containers": [_container(spec)],
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.shm_size}}],
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -131,7 +155,7 @@ def _container(spec: LaunchSpec) -> dict[str, Any]:
         *({"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}} for s in spec.secret_keys),
     ]
     return {
-        "name": "train",
+        "name": CONTAINER,
         "image": spec.image,
         "command": list(spec.command),
         "env": env,
@@ -144,11 +168,13 @@ def _container(spec: LaunchSpec) -> dict[str, Any]:
 
 
 def service_manifest(spec: LaunchSpec, owner_uid: str | None = None) -> dict[str, Any]:
-    """Headless Service giving pod 0 its stable name; owned by the Job so it goes with it."""
+    """Headless Service giving pod 0 its stable name; owned by the Job so it goes with it. No
+    ``blockOwnerDeletion``: setting it needs ``update`` on ``jobs/finalizers`` where the API server enforces
+    owner-reference permissions, and the garbage collector removes the Service without it."""
     meta: dict[str, Any] = {"name": spec.service_name, "namespace": spec.namespace, "labels": {LABEL: spec.name}}
     if owner_uid:
         meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": spec.name,
-                                    "uid": owner_uid, "blockOwnerDeletion": True}]
+                                    "uid": owner_uid}]
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -80,7 +80,7 @@ def build_spec(cfg: Any, launch: Any, storage_cfg: Any, tracking_cfg: Any) -> La
         secret_keys=(SecretKeyEnv("AWS_ACCESS_KEY_ID", launch.s3_secret, launch.s3_access_key_key),
                      SecretKeyEnv("AWS_SECRET_ACCESS_KEY", launch.s3_secret, launch.s3_secret_key_key)),
         service_account=launch.service_account or None, timeout_s=launch.timeout,
-        pod_labels=dict(item.split("=", 1) for item in launch.labels))
+        pod_labels=dict(item.split("=", 1) for item in launch.labels), max_disruptions=launch.max_disruptions)
 
 
 def image_digest_env(image: str) -> dict[str, str]:
@@ -100,12 +100,15 @@ def run(cfg: Any, launch: Any, ctx: Any) -> None:
     spec = build_spec(cfg, launch, ctx.storage_cfg, ctx.tracking_cfg)
     uri = result_uri(cfg.output, cfg.run_id)
     ranks = launch.nodes * (1 if cfg.engine == "torch" else cfg.workers)
-    for stale in [uri, *(rank_uri(uri, rank) for rank in range(ranks))]:
-        ctx.storage.delete(stale)  # an earlier attempt's results must not pass for this one's
+
+    def fresh() -> None:  # only before a new Job: an adopted Job's results (maybe published already) are its own
+        for stale in [uri, *(rank_uri(uri, rank) for rank in range(ranks))]:
+            ctx.storage.delete(stale)  # an earlier, failed attempt's results must not pass for this one's
+
     ctx.say(f"run {cfg.run_id}: {launch.nodes} node(s) x {cfg.workers} worker(s) of {cfg.device} "
             f"as job {spec.namespace}/{spec.name}")
     try:
-        result = start(spec, api_client(), say=ctx.say, cleanup=not launch.keep)
+        result = start(spec, api_client(), say=ctx.say, cleanup=not launch.keep, fresh=fresh)
     except Exception as err:  # the kubernetes client's ApiException, without importing it where it is absent
         if type(err).__name__ != "ApiException":
             raise

@@ -213,12 +213,15 @@ class LaunchConfig:
     timeout: int = option(7 * 24 * 3600, help="Seconds the Job may run (then it is stopped and the step fails)")
     keep: bool = option(False, help="Keep the Job and its pods after the end (TTL still removes them)")
     labels: tuple[str, ...] = option((), help="Extra worker pod labels key=value (a Kueue queue, cost allocation)")
+    max_disruptions: int = option(3, help="Worker pods disrupted (evicted, preempted, node drained) that are "
+                                          "replaced before the launch fails; a worker's own error fails it at once")
 
     def __post_init__(self) -> None:
         check(1 <= self.nodes <= 512, "nodes", "must be in 1..512")
         check(self.device in ("", *DEVICES), "device", f"must be one of {', '.join(DEVICES)} (got {self.device!r})")
         check(1024 <= self.port <= 65535, "port", "must be in 1024..65535")
         check(self.timeout > 0, "timeout", "must be > 0")
+        check(0 <= self.max_disruptions <= 100, "max_disruptions", "must be in 0..100")
         for item in self.labels:
             check("=" in item and bool(item.split("=", 1)[0]), "labels", f"expected key=value (got {item!r})")
         import json
