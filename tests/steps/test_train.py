@@ -223,14 +223,14 @@ def test_killed_run_resumes_from_its_last_checkpoint(stack, dataset, tmp_path):
     assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.02)
 
 
-def _start(stack, dataset, *args) -> subprocess.Popen:
+def _start(stack, dataset, *args, env=None) -> subprocess.Popen:
     """``mindzoo train`` in the background, its stderr readable line by line."""
     import os
 
     command = [str(RUNTIME_BIN), "train", "--dataset", dataset["uri"], "--output", f"s3://{dataset['bucket']}/runs",
                *args]
     return subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "MINDZOO_STATE_DIR": str(stack.state_dir)})
+                            env={**os.environ, "MINDZOO_STATE_DIR": str(stack.state_dir), **(env or {})})
 
 
 def _wait_for(proc, text, timeout=300) -> str:

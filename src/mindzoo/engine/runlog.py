@@ -23,6 +23,9 @@ from mindzoo.tracking import MlflowTracker, Tracker, TrackingReport
 __all__ = ["AsyncTracker", "RunTracker", "open_tracking", "run_summary"]
 
 _BATCH = 1000  # MLflow's limit on metrics per log_batch request
+RETRY_EVERY_S = 15.0  # how often calls buffered while MLflow is down are retried during the step
+ENV_RETRY_EVERY = "MINDZOO_TRACKING_RETRY_S"  # (overrides RETRY_EVERY_S)
+ENV_SPILL_DIR = "MINDZOO_TRACKING_SPILL_DIR"
 _NOTHING = object()
 
 
@@ -71,8 +74,20 @@ class AsyncTracker:
     def run_id(self) -> str | None:
         return self.inner.run_id
 
+    def _next(self) -> Any:
+        """The next queued call; while the inner tracker holds a buffer, retry it every RETRY_EVERY_S."""
+        import os
+
+        every = float(os.environ.get(ENV_RETRY_EVERY) or RETRY_EVERY_S)
+        while True:
+            pending = bool(getattr(self.inner, "_pending", None))
+            try:
+                return self._queue.get(timeout=every if pending else None)
+            except queue.Empty:
+                self._call("retry_pending")
+
     def _deliver(self) -> None:
-        item = self._queue.get()
+        item = self._next()
         while item is not None:  # None: finish() was called
             method, args = item
             following: Any = _NOTHING
@@ -82,7 +97,7 @@ class AsyncTracker:
                 following = self._send_rows([args])
             else:
                 self._call(method, *args)
-            item = self._queue.get() if following is _NOTHING else following
+            item = self._next() if following is _NOTHING else following
 
     def _send_rows(self, rows: list[tuple[Any, ...]]) -> Any:
         """Send these metric rows and the metric calls queued right behind them as one batch; return the
@@ -141,13 +156,23 @@ def open_tracking(ctx: Any, experiment: str, run_name: str, params: Mapping[str,
         ctx.tracker = AsyncTracker(ctx.start_tracking(experiment, run_name))  # tracking off: the null tracker
         return ctx.tracker
     inner = RunTracker(target.uri, target.experiment, run_name, target.tags, reopen=resume_run_id,
-                       pipeline_run_id=target.pipeline_run_id)
+                       pipeline_run_id=target.pipeline_run_id, spill_path=spill_path(run_name))
     if resume_run_id:
         inner.set_tags({**target.tags, Tag.RESUMED: "true"})
     else:
         inner.log_params(params)
     ctx.tracker = AsyncTracker(inner)
     return ctx.tracker
+
+
+def spill_path(run_name: str) -> Path:
+    """Where tracking calls that never reached MLflow are saved when the step ends first:
+    ``$MINDZOO_TRACKING_SPILL_DIR/<run>.json`` (default: the system's temporary folder)."""
+    import os
+    import tempfile
+
+    folder = os.environ.get(ENV_SPILL_DIR) or str(Path(tempfile.gettempdir()) / "mindzoo-tracking-spill")
+    return Path(folder) / f"{run_name.replace('/', '_')}.json"
 
 
 def run_summary(history: list[dict[str, float]], *, earlier_epochs: int, world_size: int, global_batch: int,

@@ -20,6 +20,7 @@ from mindzoo.engine import checkpoint as ckpt
 from mindzoo.engine import distributed
 from mindzoo.engine.plan import TrainPlan, plan_training, tracking_params
 from mindzoo.errors import MindzooError
+from mindzoo.lease import RunLease
 
 __all__ = ["launch", "run_scheduler", "train"]
 
@@ -44,7 +45,8 @@ def launch(cfg: Any, ctx: Any) -> None:
     launch_local = distributed.launch_local
     if cfg.engine == "torch":  # torchrun instead of MindSpore's scheduler + workers; the same results
         from mindzoo.engine.torch.launch import launch_local
-    results = launch_local(argv, cfg.workers, say=ctx.say, env={ENV_LOCAL_WORKERS: str(cfg.workers)})
+    with RunLease(ctx.storage, plan.run_prefix, plan.run_id):  # the workers' rank 0 then takes none
+        results = launch_local(argv, cfg.workers, say=ctx.say, env={ENV_LOCAL_WORKERS: str(cfg.workers)})
     digests = {r.get("weights_sha256") for r in results}
     if len(digests) != 1 or None in digests:
         raise MindzooError(f"data-parallel ranks ended with different weights: {sorted(map(str, digests))}")
@@ -104,7 +106,13 @@ def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ck
     tracker: Any = NullTracker()
     trainer = Trainer(backend, plan, cfg, rank=rt.rank, world_size=rt.world_size, store=store, tracker=tracker,
                       say=ctx.say if rt.rank == 0 else (lambda line: None))
+    # One writer per run folder: rank 0 holds the run's lease (under --workers the launcher holds it).
+    lease = RunLease(ctx.storage, plan.run_prefix, plan.run_id) \
+        if rt.rank == 0 and ENV_LOCAL_WORKERS not in os.environ else None
     try:
+        if lease is not None:
+            lease.acquire()
+        _until_stopped()
         trainer.prepare()
         settings = plan.settings(trainer.spe, rt.world_size)
         _check_same_run(record, settings, plan)
@@ -126,7 +134,22 @@ def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ck
         _outputs(ctx, plan, store, {"step": state.step, "epoch": state.epoch, "best": state.best}, final,
                  rt.rank, backend=backend, model_uri=model_uri)
     finally:
+        if lease is not None:
+            lease.release()
         trainer.cleanup()
+
+
+def _until_stopped() -> None:
+    """SIGTERM (a pod being deleted or evicted) ends the step like an error does, so the step's clean-up
+    runs: the run lease is released and tracking calls MLflow never got are spilled to a file."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _initialise(cfg: Any, ctx: Any, trainer: Any, record: dict[str, Any], rank: int) -> dict[str, Any]:
@@ -221,7 +244,7 @@ def _final_artifacts(trainer: Any, plan: TrainPlan) -> None:
     for name in ("loss.png", "accuracy.png", "lr.png", "history.json"):
         trainer.tracker.log_artifact(folder / name, "curves")
     if trainer.state.best is not None and trainer.store is not None:
-        best = trainer.store.fetch("best", folder / "best")
+        best = trainer.unpublished_best or trainer.store.fetch("best", folder / "best")
         trainer.tracker.log_artifact(ckpt.weights_file(best), "best")
         trainer.tracker.log_artifact(best / ckpt.IDENTITY, "best")
     trainer.tracker.drain()  # delivered (or buffered with the files still needed: then keep them)
