@@ -31,6 +31,23 @@ def dataset(stack):
     return digits_dataset(stack)
 
 
+@pytest.fixture
+def background(stack, dataset):
+    """``start(*args, env=...)``: a background `mindzoo train` read by :class:`_Lines`, killed if the test
+    fails while it still runs (so it neither outlives the test nor writes into later ones)."""
+    started: list[_Lines] = []
+
+    def start(*args, env=None) -> _Lines:
+        started.append(_Lines(_start(stack, dataset, *args, env=env)))
+        return started[-1]
+
+    yield start
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait(timeout=30)
+
+
 def _stop_service(stack, name: str) -> None:
     from mindzoo.stack import process
 
@@ -84,10 +101,11 @@ def _checkpoints(dataset, run_id) -> set[str]:
 
 
 # -- 2: a storage outage longer than the retry budget ---------------------------------------------------------
-def test_minio_down_past_the_retry_budget_warns_and_training_publishes_every_later_checkpoint(stack, dataset):
+def test_minio_down_past_the_retry_budget_warns_and_training_publishes_every_later_checkpoint(stack, dataset,
+                                                                                             background):
     args = (*TINY, "--set", "epochs=1,checkpoint.keep=100", "--steps-per-epoch", "40", "--checkpoint-every-steps",
             "2", "--log-every", "1", "--no-tracking-enabled", "--storage-retry-seconds", "2", "--run-id", "outage")
-    run = _Lines(_start(stack, dataset, *args))
+    run = background(*args)
     try:
         run.wait_for("checkpoint s3://")
         _stop_service(stack, "minio")
@@ -133,12 +151,12 @@ def test_resume_skips_an_unreadable_and_an_incomplete_checkpoint_and_says_so(sta
 
 
 # -- 7: one writer per run ---------------------------------------------------------------------------------------
-def test_a_second_training_of_a_running_run_id_is_refused_with_one_line(stack, dataset):
+def test_a_second_training_of_a_running_run_id_is_refused_with_one_line(stack, dataset, background):
     from mindzoo.storage import S3Uri, Storage
 
     args = (*TINY, "--set", "epochs=1", "--steps-per-epoch", "60", "--log-every", "1", "--no-tracking-enabled",
             "--run-id", "twice")
-    first = _Lines(_start(stack, dataset, *args))
+    first = background(*args)
     try:
         first.wait_for("step 1/60")
         second = train(stack, dataset, *args, check=False, timeout=300)
@@ -160,31 +178,37 @@ def _mlflow_runs(stack, dataset, run_id):
     return client, client.search_runs([experiment.experiment_id], f"tags.`mindzoo.run_id` = '{run_id}'")
 
 
-def test_mlflow_down_mid_training_buffers_and_flushes_once_it_is_back(stack, dataset):
+def test_mlflow_down_mid_training_buffers_and_flushes_once_it_is_back(stack, dataset, background):
+    """The trainer is paused (SIGSTOP) only while MLflow restarts (``stack up``, ~15 s, longer than this
+    tiny run's remaining seconds); before that it trains on with MLflow down, and after it with MLflow back."""
     args = (*TINY, "--set", "epochs=3", "--steps-per-epoch", "20", "--log-every", "1", "--run-id", "mlflow-gap")
-    run = _Lines(_start(stack, dataset, *args, env={"MINDZOO_TRACKING_RETRY_S": "2"}))
+    run = background(*args, env={"MINDZOO_TRACKING_RETRY_S": "2"})
     try:
         run.wait_for("step 3/20")
         _stop_service(stack, "mlflow")
         run.wait_for("warning: tracking: MLflow at")
+        run.wait_for("epoch 1/3 step 12/20")  # steps logged while MLflow is down
     finally:
+        run.proc.send_signal(signal.SIGSTOP)
         _restart(stack)
-    run.wait_for("is back; ")  # delivered while training, not only at the end
-    back = next(i for i, line in enumerate(run.lines) if "is back; " in line)
-    assert any("epoch 3/3 step" in line for line in run.lines[back + 1:]), run.text
+        run.proc.send_signal(signal.SIGCONT)
     assert run.finish() == 0, run.text
+    back = next(i for i, line in enumerate(run.lines) if "is back; " in line)  # delivered while training on:
+    assert any("epoch 3/3, loss" in line for line in run.lines[back + 1:]), run.text  # not only at the end
+    assert "tracking incomplete" not in run.text
     client, runs = _mlflow_runs(stack, dataset, "mlflow-gap")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")]
     assert sorted(steps) == list(range(1, 61))  # nothing logged during the outage was lost
-    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "eval/top1")] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "train/epoch_loss")] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "eval/top1")] == [3]
 
 
-def test_a_step_ended_while_mlflow_is_down_spills_its_tracking_to_a_file(stack, dataset, tmp_path):
+def test_a_step_ended_while_mlflow_is_down_spills_its_tracking_to_a_file(stack, dataset, background, tmp_path):
     args = (*TINY, "--set", "epochs=1", "--steps-per-epoch", "60", "--log-every", "1", "--run-id", "mlflow-spill")
     _stop_service(stack, "mlflow")
     try:
-        run = _Lines(_start(stack, dataset, *args, env={"MINDZOO_TRACKING_SPILL_DIR": str(tmp_path)}))
+        run = background(*args, env={"MINDZOO_TRACKING_SPILL_DIR": str(tmp_path)})
         run.wait_for("step 5/60")
         run.proc.send_signal(signal.SIGTERM)  # the pod is deleted
         code = run.finish(timeout=120)

@@ -67,6 +67,7 @@ class AsyncTracker:
     def __init__(self, inner: Tracker) -> None:
         self.inner = inner
         self._queue: queue.Queue[tuple[str, tuple[Any, ...]] | None] = queue.Queue()
+        self._retry_at: float | None = None  # when buffered calls are retried next
         self._thread = threading.Thread(target=self._deliver, name="mindzoo-tracking", daemon=True)
         self._thread.start()
 
@@ -75,16 +76,26 @@ class AsyncTracker:
         return self.inner.run_id
 
     def _next(self) -> Any:
-        """The next queued call; while the inner tracker holds a buffer, retry it every RETRY_EVERY_S."""
+        """The next queued call; while the inner tracker holds a buffer, first retry it every RETRY_EVERY_S
+        (timed, not on an idle queue: a training loop queues metrics every step)."""
         import os
 
         every = float(os.environ.get(ENV_RETRY_EVERY) or RETRY_EVERY_S)
         while True:
-            pending = bool(getattr(self.inner, "_pending", None))
-            try:
-                return self._queue.get(timeout=every if pending else None)
-            except queue.Empty:
+            if not getattr(self.inner, "_pending", None):
+                self._retry_at = None
+                return self._queue.get()
+            now = time.monotonic()
+            if self._retry_at is None:
+                self._retry_at = now + every
+            elif now >= self._retry_at:
                 self._call("retry_pending")
+                self._retry_at = None
+                continue
+            try:
+                return self._queue.get(timeout=self._retry_at - now)
+            except queue.Empty:
+                continue
 
     def _deliver(self) -> None:
         item = self._next()
