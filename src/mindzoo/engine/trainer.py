@@ -343,7 +343,6 @@ class Trainer:
         step keeps training and publishes the next one at the next interval (a resume then loses more)."""
         prefix = self.recipe.checkpoint.prefix.replace("{rank}", str(self.rank))
         name = f"{prefix}-{self.state.epoch + (1 if self.state.step_in_epoch else 0)}_{self.state.step}"
-        self._retry_best()
         try:
             uri = self._publish(name, optimizer=True, keep=self.recipe.checkpoint.keep)
         except StorageError as err:
@@ -354,6 +353,7 @@ class Trainer:
         if uri:
             self.state.last_checkpoint = uri
             self.say(f"checkpoint {uri} (step {self.state.step})")
+        self._retry_best()  # the store answers again: a best checkpoint saved during an outage goes up now
 
     def publish_final(self) -> str:
         """The final weights: the step fails only if these cannot be published (tried a few retry budgets)."""

@@ -25,6 +25,7 @@ from mindzoo.lease import RunLease
 __all__ = ["launch", "run_scheduler", "train"]
 
 ENV_LOCAL_WORKERS = "MINDZOO_LOCAL_WORKERS"
+ENV_LEASE_HELD = "MINDZOO_RUN_LEASE_HELD"  # set by the --workers launcher, which holds the run's lease itself
 
 
 def run_scheduler(cfg: Any) -> None:
@@ -46,7 +47,8 @@ def launch(cfg: Any, ctx: Any) -> None:
     if cfg.engine == "torch":  # torchrun instead of MindSpore's scheduler + workers; the same results
         from mindzoo.engine.torch.launch import launch_local
     with RunLease(ctx.storage, plan.run_prefix, plan.run_id):  # the workers' rank 0 then takes none
-        results = launch_local(argv, cfg.workers, say=ctx.say, env={ENV_LOCAL_WORKERS: str(cfg.workers)})
+        results = launch_local(argv, cfg.workers, say=ctx.say,
+                               env={ENV_LOCAL_WORKERS: str(cfg.workers), ENV_LEASE_HELD: "1"})
     digests = {r.get("weights_sha256") for r in results}
     if len(digests) != 1 or None in digests:
         raise MindzooError(f"data-parallel ranks ended with different weights: {sorted(map(str, digests))}")
@@ -106,9 +108,10 @@ def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ck
     tracker: Any = NullTracker()
     trainer = Trainer(backend, plan, cfg, rank=rt.rank, world_size=rt.world_size, store=store, tracker=tracker,
                       say=ctx.say if rt.rank == 0 else (lambda line: None))
-    # One writer per run folder: rank 0 holds the run's lease (under --workers the launcher holds it).
+    # One writer per run folder: rank 0 holds the run's lease (under local --workers the launcher holds it;
+    # in worker pods rank 0 does).
     lease = RunLease(ctx.storage, plan.run_prefix, plan.run_id) \
-        if rt.rank == 0 and ENV_LOCAL_WORKERS not in os.environ else None
+        if rt.rank == 0 and ENV_LEASE_HELD not in os.environ else None
     try:
         if lease is not None:
             lease.acquire()
