@@ -31,7 +31,7 @@ from mindzoo.errors import DataError, MindzooError, StorageError
 from mindzoo.storage import MANIFEST, S3Uri
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "CheckpointMismatch", "CheckpointStore", "check_identity", "local_checkpoint",
+    "CHECKPOINT_FORMAT", "CheckpointMismatch", "CheckpointStore", "check_identity", "first_line", "local_checkpoint",
     "read_json", "weights_file", "write_folder",
 ]
 
@@ -116,7 +116,7 @@ class CheckpointStore:
                 step = int(manifest.meta.get("state", {}).get("step", -1)) if manifest is not None else None
             except (StorageError, ValueError, TypeError, AttributeError) as err:
                 if unreadable is not None:
-                    unreadable.append(f"{self.checkpoints.join(name)} ({_first_line(err)})")
+                    unreadable.append(f"{self.checkpoints.join(name)} ({first_line(err)})")
                 continue
             if step is not None:
                 found.append((step, name, manifest.meta))
@@ -146,7 +146,8 @@ class CheckpointStore:
                 self.storage.delete(S3Uri(self.prefix.bucket, key))
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
+    """An error's first line (at most 200 characters), to quote it inside a one-line message."""
     lines = str(err).strip().splitlines()
     return lines[0][:200] if lines else type(err).__name__
 

@@ -31,6 +31,7 @@ from mindzoo.engine import checkpoint as ckpt
 from mindzoo.engine.evaluate import Evaluator
 from mindzoo.engine.loss import loss_scale_plan
 from mindzoo.engine.plan import TrainPlan
+from mindzoo.engine.progress import Progress
 from mindzoo.engine.schedules import lr_array, world_schedule
 from mindzoo.errors import ConfigError, MindzooError, StorageError
 
@@ -145,7 +146,7 @@ class Trainer:
             try:
                 saved = self._load_resume_point(name, where)
             except _UNREADABLE as err:
-                skipped.append(f"{where} ({ckpt._first_line(err)})")
+                skipped.append(f"{where} ({ckpt.first_line(err)})")
                 continue
             self._say_skipped(skipped, f"resuming from the newest good one, {where}")
             self._restore(saved, where)
@@ -210,7 +211,7 @@ class Trainer:
         batches, _ = self.backend.epoch(self.plan.local_data, self.plan.data_cfg, self.recipe.batch_size,
                                             size=size, rank=self.rank, seed=self.recipe.seed, epoch=epoch,
                                             skip=skip, limit=self.spe)
-        progress = _Progress(self, epoch, skip)
+        progress = Progress(self, epoch, skip)
         started, step_times = time.monotonic(), []
         loss_sum, loss_count = self.state.epoch_loss if skip else (0.0, 0)
         tick = time.monotonic()
@@ -390,29 +391,3 @@ class Trainer:
 
 def _warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr, flush=True)
-
-
-class _Progress:
-    """A tqdm bar on a terminal; otherwise one line every ``log_every`` steps."""
-
-    def __init__(self, trainer: Trainer, epoch: int, done: int) -> None:
-        self.t, self.epoch, self.done = trainer, epoch, done
-        self.bar = None
-        if sys.stderr.isatty() and trainer.rank == 0:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=trainer.spe, initial=done, desc=f"epoch {epoch + 1}/{trainer.recipe.epochs}",
-                            leave=False, unit="step")
-
-    def update(self, loss: float, lr: float) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
-        elif self.done % self.t.cfg.log_every == 0 or self.done == self.t.spe:
-            self.t.say(f"epoch {self.epoch + 1}/{self.t.recipe.epochs} step {self.done}/{self.t.spe} "
-                       f"(step {self.t.state.step}/{self.t.total}) loss {loss:.4f} lr {lr:.4g}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
