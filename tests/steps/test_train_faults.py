@@ -166,6 +166,7 @@ def test_a_second_training_of_a_running_run_id_is_refused_with_one_line(stack, d
     finally:
         code = first.finish()
     assert "error: run twice is being trained by pid " in error and "runs/twice/LEASE.json" in error, error
+    assert "epochs x" not in second.stderr  # refused before its framework started: it wrote nothing
     assert code == 0 and "model: s3://" in first.text, first.text
     assert not Storage.connect().exists(S3Uri(dataset["bucket"], "runs/twice/LEASE.json"))  # released at the end
 

@@ -90,28 +90,35 @@ def train(cfg: Any, ctx: Any) -> None:
     _check_same_run(record, plan.settings(None, None), plan)  # before the framework starts
     store = ckpt.CheckpointStore(ctx.storage, plan.run_prefix)
     finished = store.read_meta("model")
-    # A cluster member joins even a finished run's cluster, so the scheduler and the other ranks end too.
-    rt = backend.start() if finished is None or distributed.in_cluster(cfg.engine) else None
-    if finished is not None:
-        ctx.say(f"run {plan.run_id} already finished: {store.uri('model')}")
-        _outputs(ctx, plan, store, finished.get("state", {}), finished.get("final", {}), rt.rank if rt else 0,
-                 backend=None)
-        return
-    _train(cfg, ctx, plan, backend, rt, store, record)
+    # One writer per run folder (mindzoo.lease.RunLease). A lone process takes the run's lease before the
+    # framework starts, so a second one is refused at once; in a cluster rank 0 takes it (_train), and under
+    # local --workers the launcher holds it for its ranks.
+    alone = finished is None and not distributed.in_cluster(cfg.engine) and ENV_LEASE_HELD not in os.environ
+    lease = RunLease(ctx.storage, plan.run_prefix, plan.run_id).acquire() if alone else None
+    try:
+        # A cluster member joins even a finished run's cluster, so the scheduler and the other ranks end too.
+        rt = backend.start() if finished is None or distributed.in_cluster(cfg.engine) else None
+        if finished is not None:
+            ctx.say(f"run {plan.run_id} already finished: {store.uri('model')}")
+            _outputs(ctx, plan, store, finished.get("state", {}), finished.get("final", {}), rt.rank if rt else 0,
+                     backend=None)
+            return
+        _train(cfg, ctx, plan, backend, rt, store, record, lease_held=alone)
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ckpt.CheckpointStore,
-           record: dict[str, Any]) -> None:
+           record: dict[str, Any], *, lease_held: bool) -> None:
     from mindzoo.engine.trainer import Trainer
     from mindzoo.tracking import NullTracker
 
     tracker: Any = NullTracker()
     trainer = Trainer(backend, plan, cfg, rank=rt.rank, world_size=rt.world_size, store=store, tracker=tracker,
                       say=ctx.say if rt.rank == 0 else (lambda line: None))
-    # One writer per run folder: rank 0 holds the run's lease (under local --workers the launcher holds it;
-    # in worker pods rank 0 does).
     lease = RunLease(ctx.storage, plan.run_prefix, plan.run_id) \
-        if rt.rank == 0 and ENV_LEASE_HELD not in os.environ else None
+        if rt.rank == 0 and not lease_held and ENV_LEASE_HELD not in os.environ else None
     try:
         if lease is not None:
             lease.acquire()
