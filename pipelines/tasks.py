@@ -38,9 +38,18 @@ def cache_dir(cfg: PipelineConfig) -> Optional[str]:
     return None
 
 
-def step(task: dsl.PipelineTask, cfg: PipelineConfig, *, io_bound: bool = False, cached: bool = False,
-         name: str = "") -> dsl.PipelineTask:
-    """Credentials from the Secret (never parameters), endpoints from the ConfigMap, retries, caching."""
+# A retried train pod on another node may take its run over only once the killed pod's run lease
+# (mindzoo.lease.RunLease.TTL, 60 s) has lapsed: the first retry waits longer than that.
+RESUME_BACKOFF = "90s"
+
+
+def step(task: dsl.PipelineTask, cfg: PipelineConfig, *, io_bound: bool = False, resumes: bool = False,
+         cached: bool = False, name: str = "") -> dsl.PipelineTask:
+    """Credentials from the Secret (never parameters), endpoints from the ConfigMap, retries, caching.
+
+    ``resumes``: a train task; a retry (same pipeline run, same task, so the same default run id) resumes
+    from the last published checkpoint instead of starting over.
+    """
     kubernetes.use_secret_as_env(task, cfg.s3_secret, {cfg.s3_access_key_key: "AWS_ACCESS_KEY_ID",
                                                        cfg.s3_secret_key_key: "AWS_SECRET_ACCESS_KEY"})
     kubernetes.use_config_map_as_env(task, cfg.defaults_config_map, {k: k for k in CONFIG_MAP_ENV}, optional=True)
@@ -49,6 +58,9 @@ def step(task: dsl.PipelineTask, cfg: PipelineConfig, *, io_bound: bool = False,
     if io_bound and cfg.retries:
         # Object-store hiccups and evicted pods; the steps resume or reuse what was published.
         task.set_retry(cfg.retries, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s")
+    elif resumes and cfg.retries:
+        task.set_retry(cfg.retries, backoff_duration=RESUME_BACKOFF, backoff_factor=2.0,
+                       backoff_max_duration="600s")
     # KFP's cache key is the task's parameters, not the content behind a URI: a cached preprocess
     # would hand back the old dataset after files changed under the same source prefix. The steps
     # cache by content themselves (preprocess reuses a published hash in seconds), so KFP caches

@@ -126,7 +126,7 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
         with dsl.Else(name="train-cpu"):
             cpu = train(device="cpu", **run)
         for task in (launched, ascend, gpu, cpu):
-            tasks.step(task, cfg, name="train")
+            tasks.step(task, cfg, resumes=True, name="train")
         checkpoint = dsl.OneOf(*(t.outputs["checkpoint"] for t in (launched, ascend, gpu, cpu)))
         gate = tasks.step(evaluate(checkpoint=checkpoint, dataset=data, min_top1=min_top1, **conn), cfg)
         exported = tasks.step(export(checkpoint=checkpoint, registered_model=registered_model, **conn), cfg,

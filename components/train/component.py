@@ -184,7 +184,8 @@ def train_distributed(
     """
     return dsl.ContainerSpec(
         image=images.CPU,
-        command=[*command("launch"), "train"],
+        # The launcher's fallback worker image (a pool without one) is the image this pod runs.
+        command=[*command("launch")[:-2], f"MINDZOO_IMAGE_REF={images.CPU}", "mindzoo", "launch", "train"],
         args=[
             *_train_args(dataset, model, recipe, set, output, run_id, workers, input_size, steps_per_epoch,
                          checkpoint_every_steps, log_every, device, engine, mode, threads, data_workers,

@@ -102,6 +102,18 @@ class MlflowTracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._submit(("tags", {k: str(v) for k, v in tags.items()}))
 
+    def retry_pending(self) -> None:
+        """One delivery attempt of the buffered calls (a long step calls this now and then, so metrics
+        reach MLflow soon after it is back instead of only at the end)."""
+        if not self._pending:
+            return
+        count = len(self._pending)
+        self._flush(attempts=1)
+        if not self._pending:
+            print(f"warning: tracking: MLflow at {self.uri} is back; {count} buffered calls delivered",
+                  file=sys.stderr)
+            self._error = None
+
     def finish(self, status: str = "FINISHED") -> TrackingReport:
         if self._pending:
             self._flush(attempts=3)
@@ -141,7 +153,7 @@ class MlflowTracker:
     def _fail(self, err: Exception) -> None:
         if self._error is None:
             print(f"warning: tracking: MLflow at {self.uri} failed ({_short(err)}); "
-                  "buffering and retrying at the end of the step", file=sys.stderr)
+                  "buffering and retrying", file=sys.stderr)
         self._error = _short(err)
 
     def _apply(self, op: tuple[Any, ...]) -> None:

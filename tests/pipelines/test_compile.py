@@ -154,7 +154,7 @@ def test_the_distributed_branch_launches_worker_pods_on_the_device_pool(tmp_path
     assert condition  # train's four branches are one If/Elif/Else group merged by OneOf
 
 
-def test_no_task_is_cached_by_kfp_and_io_bound_steps_retry(tmp_path):
+def test_no_task_is_cached_by_kfp_and_io_bound_and_train_steps_retry(tmp_path):
     spec, _, _ = compile_docs("train", tmp_path)
     tasks = {}
 
@@ -167,8 +167,13 @@ def test_no_task_is_cached_by_kfp_and_io_bound_steps_retry(tmp_path):
     cached = {n for n, ts in tasks.items() if any(t.get("cachingOptions", {}).get("enableCache") for t in ts)}
     assert cached == set()  # preprocess caches by content itself (tests/steps/test_preprocess.py)
     retried = {re.sub(r"-[0-9]+$", "", n) for n, ts in tasks.items() if all("retryPolicy" in t for t in ts)}
-    assert retried == {"preprocess", "export", "infer310"}
+    assert retried == {"preprocess", "export", "infer310", "train", "train-distributed"}
     assert tasks["preprocess"][0]["retryPolicy"]["maxRetryCount"] == 2
+    # A retried train task resumes its run (same pipeline job id and task name: the same default run id), once
+    # the killed pod's run lease (60 s) has lapsed.
+    trains = {n: ts for n, ts in tasks.items() if n.startswith("train")}
+    assert len(trains) == 4  # single-pod cpu/gpu/ascend and the distributed launcher
+    assert all(t["retryPolicy"]["backoffDuration"] == "90s" for ts in trains.values() for t in ts), trains
 
 
 def test_workspace_and_pvc_options_become_the_steps_cache(tmp_path):

@@ -118,6 +118,43 @@ def test_submit_to_an_unreachable_server_is_one_error_line():
     assert line.startswith(f"error: could not submit to Kubeflow Pipelines at http://127.0.0.1:{port}: ")
 
 
+class FakeRunResult:
+    """A fake of kfp's RunPipelineResult (no KFP server here): its wait ends as ``outcome`` says."""
+
+    run_id = "run-0123"
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+
+    def wait_for_run_completion(self, timeout):
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return type("Run", (), {"state": self.outcome})()
+
+
+@pytest.mark.parametrize("outcome, message", [
+    ("FAILED", "run run-0123 ended FAILED"),
+    (TimeoutError("Run timeout"), "run run-0123 did not finish within 5s (still running on the server; follow it "
+                                  "there)"),
+    (ConnectionError("connection reset by peer"), "lost track of run run-0123 while waiting: ConnectionError: "
+                                                  "connection reset by peer"),
+])
+def test_submit_wait_failures_name_the_run(outcome, message):
+    from mindzoo.errors import MindzooError
+    from mindzoo.pipeline.submit import wait
+
+    with pytest.raises(MindzooError) as caught:
+        wait(FakeRunResult(outcome), 5, say=print)
+    assert str(caught.value) == message
+
+
+def test_submit_wait_reports_success(capsys):
+    from mindzoo.pipeline.submit import wait
+
+    wait(FakeRunResult("SUCCEEDED"), 5, say=print)
+    assert capsys.readouterr().out == "run run-0123 succeeded\n"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--package", "/nowhere/pipeline.yaml"], "error: no such pipeline package: /nowhere/pipeline.yaml "
                                               "(give a compiled YAML, or train / infer)"),

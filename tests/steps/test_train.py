@@ -207,6 +207,8 @@ def test_two_local_workers_end_with_identical_weights_and_log_once(stack, datase
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(stack, dataset, tmp_path):
+    from mindzoo.storage import MANIFEST, S3Uri, Storage
+
     args = (*TINY, "--set", "epochs=2", "--steps-per-epoch", "8", "--checkpoint-every-steps", "3",
             "--log-every", "1", "--no-tracking-enabled")
     train(stack, dataset, *args, "--run-id", "unkilled", executor_output=tmp_path / "unkilled.json")
@@ -215,22 +217,29 @@ def test_killed_run_resumes_from_its_last_checkpoint(stack, dataset, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL and "(step 3)" in seen
+    published = [k.split("/")[3] for k in Storage.connect().list(S3Uri(BUCKET, "runs/killed/checkpoints"))
+                 if k.endswith(MANIFEST)]
+    newest = max(published, key=lambda name: int(name.rsplit("_", 1)[1]))
     resumed = train(stack, dataset, *args, "--run-id", "killed", executor_output=tmp_path / "killed.json")
-    assert "resumed from" in resumed.stderr and "killed/checkpoints/" in resumed.stderr
+    # It resumed from the checkpoint the killed run published last: at most one interval (3 steps) is lost.
+    assert f"resumed from s3://{BUCKET}/runs/killed/checkpoints/{newest}: " in resumed.stderr, resumed.stderr
     a, b = (outputs(tmp_path / f"{n}.json")["metrics"]["metadata"] for n in ("unkilled", "killed"))
     assert a["steps"] == b["steps"] == 16 and a["epochs"] == b["epochs"] == 2
-    assert b["top1"] == pytest.approx(a["top1"], abs=0.02) and b["loss"] == pytest.approx(a["loss"], rel=0.02)
-    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.02)
+    # As tight as the torch engine's resume test: MindSpore on CPU recomputes the resumed steps bit for bit
+    # (measured: equal to the last digit), so only float-formatting slack is allowed.
+    assert b["top1"] == pytest.approx(a["top1"], abs=1e-9) and b["top5"] == pytest.approx(a["top5"], abs=1e-9)
+    assert b["loss"] == pytest.approx(a["loss"], rel=1e-6)
+    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)
 
 
-def _start(stack, dataset, *args) -> subprocess.Popen:
+def _start(stack, dataset, *args, env=None) -> subprocess.Popen:
     """``mindzoo train`` in the background, its stderr readable line by line."""
     import os
 
     command = [str(RUNTIME_BIN), "train", "--dataset", dataset["uri"], "--output", f"s3://{dataset['bucket']}/runs",
                *args]
     return subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env={**os.environ, "MINDZOO_STATE_DIR": str(stack.state_dir)})
+                            env={**os.environ, "MINDZOO_STATE_DIR": str(stack.state_dir), **(env or {})})
 
 
 def _wait_for(proc, text, timeout=300) -> str:

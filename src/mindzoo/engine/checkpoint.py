@@ -27,11 +27,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mindzoo.errors import DataError, MindzooError
+from mindzoo.errors import DataError, MindzooError, StorageError
 from mindzoo.storage import MANIFEST, S3Uri
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "CheckpointMismatch", "CheckpointStore", "check_identity", "local_checkpoint",
+    "CHECKPOINT_FORMAT", "CheckpointMismatch", "CheckpointStore", "check_identity", "first_line", "local_checkpoint",
     "read_json", "weights_file", "write_folder",
 ]
 
@@ -97,25 +97,39 @@ class CheckpointStore:
         target = self.uri(name)
         self.storage.publish(folder, target, meta=meta)
         if keep is not None:
-            self._prune(keep, protect=name)
+            self.prune(keep, protect=name)
         return target
 
-    def published(self) -> list[tuple[int, str, dict[str, Any]]]:
-        """(global step, name, manifest meta) of every periodic checkpoint, oldest first."""
+    def published(self, unreadable: list[str] | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+        """(global step, name, manifest meta) of every periodic checkpoint, oldest first.
+
+        A checkpoint whose manifest cannot be read is left out (and its name and reason added to
+        ``unreadable``), so one damaged checkpoint does not hide the older good ones.
+        """
         base = self.checkpoints.key + "/"
         names = {k[len(base):].split("/", 1)[0] for k in self.storage.list(self.checkpoints)
                  if k.endswith("/" + MANIFEST) and k[len(base):].count("/") == 1}
         found = []
         for name in names:
-            manifest = self.storage.read_manifest(self.checkpoints.join(name))
-            if manifest is not None:
-                found.append((int(manifest.meta.get("state", {}).get("step", -1)), name, manifest.meta))
+            try:
+                manifest = self.storage.read_manifest(self.checkpoints.join(name))
+                step = int(manifest.meta.get("state", {}).get("step", -1)) if manifest is not None else None
+            except (StorageError, ValueError, TypeError, AttributeError) as err:
+                if unreadable is not None:
+                    unreadable.append(f"{self.checkpoints.join(name)} ({first_line(err)})")
+                continue
+            if step is not None:
+                found.append((step, name, manifest.meta))
         return sorted(found)
 
     def latest(self) -> tuple[str, dict[str, Any]] | None:
         """The newest periodic checkpoint (the resume point), or None."""
         found = self.published()
         return (found[-1][1], found[-1][2]) if found else None
+
+    def newest_first(self, unreadable: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Resume candidates, newest first (unreadable manifests reported in ``unreadable``)."""
+        return [(name, meta) for _, name, meta in reversed(self.published(unreadable))]
 
     def fetch(self, name: str, local: Path) -> Path:
         self.storage.fetch(self.uri(name), local)
@@ -125,11 +139,17 @@ class CheckpointStore:
         manifest = self.storage.read_manifest(self.uri(name))
         return None if manifest is None else manifest.meta
 
-    def _prune(self, keep: int, protect: str) -> None:
+    def prune(self, keep: int, protect: str) -> None:
         found = [name for _, name, _ in self.published() if name != protect]
         for name in found[: max(0, len(found) - (keep - 1))]:
             for key in self.storage.list(self.checkpoints.join(name)):
                 self.storage.delete(S3Uri(self.prefix.bucket, key))
+
+
+def first_line(err: Exception) -> str:
+    """An error's first line (at most 200 characters), to quote it inside a one-line message."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else type(err).__name__
 
 
 def local_checkpoint(source: str, storage: Any, work: Path) -> Path:

@@ -23,6 +23,9 @@ from mindzoo.tracking import MlflowTracker, Tracker, TrackingReport
 __all__ = ["AsyncTracker", "RunTracker", "open_tracking", "run_summary"]
 
 _BATCH = 1000  # MLflow's limit on metrics per log_batch request
+RETRY_EVERY_S = 15.0  # how often calls buffered while MLflow is down are retried during the step
+ENV_RETRY_EVERY = "MINDZOO_TRACKING_RETRY_S"  # (overrides RETRY_EVERY_S)
+ENV_SPILL_DIR = "MINDZOO_TRACKING_SPILL_DIR"
 _NOTHING = object()
 
 
@@ -64,6 +67,7 @@ class AsyncTracker:
     def __init__(self, inner: Tracker) -> None:
         self.inner = inner
         self._queue: queue.Queue[tuple[str, tuple[Any, ...]] | None] = queue.Queue()
+        self._retry_at: float | None = None  # when buffered calls are retried next
         self._thread = threading.Thread(target=self._deliver, name="mindzoo-tracking", daemon=True)
         self._thread.start()
 
@@ -71,8 +75,30 @@ class AsyncTracker:
     def run_id(self) -> str | None:
         return self.inner.run_id
 
+    def _next(self) -> Any:
+        """The next queued call; while the inner tracker holds a buffer, first retry it every RETRY_EVERY_S
+        (timed, not on an idle queue: a training loop queues metrics every step)."""
+        import os
+
+        every = float(os.environ.get(ENV_RETRY_EVERY) or RETRY_EVERY_S)
+        while True:
+            if not getattr(self.inner, "_pending", None):
+                self._retry_at = None
+                return self._queue.get()
+            now = time.monotonic()
+            if self._retry_at is None:
+                self._retry_at = now + every
+            elif now >= self._retry_at:
+                self._call("retry_pending")
+                self._retry_at = None
+                continue
+            try:
+                return self._queue.get(timeout=self._retry_at - now)
+            except queue.Empty:
+                continue
+
     def _deliver(self) -> None:
-        item = self._queue.get()
+        item = self._next()
         while item is not None:  # None: finish() was called
             method, args = item
             following: Any = _NOTHING
@@ -82,7 +108,7 @@ class AsyncTracker:
                 following = self._send_rows([args])
             else:
                 self._call(method, *args)
-            item = self._queue.get() if following is _NOTHING else following
+            item = self._next() if following is _NOTHING else following
 
     def _send_rows(self, rows: list[tuple[Any, ...]]) -> Any:
         """Send these metric rows and the metric calls queued right behind them as one batch; return the
@@ -141,13 +167,23 @@ def open_tracking(ctx: Any, experiment: str, run_name: str, params: Mapping[str,
         ctx.tracker = AsyncTracker(ctx.start_tracking(experiment, run_name))  # tracking off: the null tracker
         return ctx.tracker
     inner = RunTracker(target.uri, target.experiment, run_name, target.tags, reopen=resume_run_id,
-                       pipeline_run_id=target.pipeline_run_id)
+                       pipeline_run_id=target.pipeline_run_id, spill_path=spill_path(run_name))
     if resume_run_id:
         inner.set_tags({**target.tags, Tag.RESUMED: "true"})
     else:
         inner.log_params(params)
     ctx.tracker = AsyncTracker(inner)
     return ctx.tracker
+
+
+def spill_path(run_name: str) -> Path:
+    """Where tracking calls that never reached MLflow are saved when the step ends first:
+    ``$MINDZOO_TRACKING_SPILL_DIR/<run>.json`` (default: the system's temporary folder)."""
+    import os
+    import tempfile
+
+    folder = os.environ.get(ENV_SPILL_DIR) or str(Path(tempfile.gettempdir()) / "mindzoo-tracking-spill")
+    return Path(folder) / f"{run_name.replace('/', '_')}.json"
 
 
 def run_summary(history: list[dict[str, float]], *, earlier_epochs: int, world_size: int, global_batch: int,

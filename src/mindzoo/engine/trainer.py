@@ -15,6 +15,7 @@ already trained — so a run killed mid-epoch loses at most one checkpoint inter
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -30,10 +31,17 @@ from mindzoo.engine import checkpoint as ckpt
 from mindzoo.engine.evaluate import Evaluator
 from mindzoo.engine.loss import loss_scale_plan
 from mindzoo.engine.plan import TrainPlan
+from mindzoo.engine.progress import Progress
 from mindzoo.engine.schedules import lr_array, world_schedule
-from mindzoo.errors import ConfigError, MindzooError
+from mindzoo.errors import ConfigError, MindzooError, StorageError
 
 __all__ = ["LoopState", "Trainer", "TrainingDiverged", "improves"]
+
+
+# What a damaged or incomplete checkpoint raises while it is fetched, parsed or loaded (framework loaders
+# raise their own RuntimeError/ValueError kinds). Resume then tries the next older one.
+_UNREADABLE = (MindzooError, OSError, ValueError, RuntimeError, KeyError, TypeError)
+FINAL_PUBLISH_TRIES = 3  # the final model is the step's output: worth more than one retry budget
 
 
 class TrainingDiverged(MindzooError):
@@ -68,6 +76,8 @@ class Trainer:
         self.store = store if rank == 0 else None
         self.reader = store  # every rank reads the resume checkpoint
         self.tracker, self.say = tracker, say
+        self.warn: Callable[[str], None] = _warn if rank == 0 else (lambda line: None)
+        self.unpublished_best: Path | None = None  # a best checkpoint saved while the store was down
         self.state = LoopState()
         self.work = Path(tempfile.mkdtemp(prefix="mindzoo-train-"))
         self.eval_batch = self.recipe.eval.batch_size or self.recipe.batch_size
@@ -120,19 +130,50 @@ class Trainer:
         return fitted
 
     def resume(self) -> bool:
-        """Load the newest published checkpoint, if any; True when resumed."""
-        latest = self.reader.latest() if self.reader is not None else None
-        if latest is None:
+        """Load the newest readable published checkpoint, if any; True when resumed.
+
+        A checkpoint that cannot be fetched or loaded (damaged, or missing a file a resume needs) is
+        skipped with a warning and the next older one is tried: losing an interval beats a run that
+        cannot go on. A checkpoint of another model is no damage: that is refused.
+        """
+        if self.reader is None:
             return False
-        name, meta = latest
-        ckpt.check_identity(meta.get("identity", {}), model=self.plan.model, num_classes=self.recipe.num_classes,
-                            where=str(self.reader.uri(name)))
+        skipped: list[str] = []
+        for name, meta in self.reader.newest_first(skipped):
+            where = str(self.reader.uri(name))
+            ckpt.check_identity(meta.get("identity", {}), model=self.plan.model, num_classes=self.recipe.num_classes,
+                                where=where)
+            try:
+                saved = self._load_resume_point(name, where)
+            except _UNREADABLE as err:
+                skipped.append(f"{where} ({ckpt.first_line(err)})")
+                continue
+            self._say_skipped(skipped, f"resuming from the newest good one, {where}")
+            self._restore(saved, where)
+            return True
+        self._say_skipped(skipped, "no readable checkpoint is left: training from the start")
+        return False
+
+    def _load_resume_point(self, name: str, where: str) -> dict[str, Any]:
         folder = self.reader.fetch(name, self.work / f"resume-{self.rank}")
-        self.backend.load(folder, optimizer=True, where=str(self.reader.uri(name)))
+        missing = [f for f, there in ((ckpt.WEIGHTS, ckpt.weights_file(folder).is_file()),
+                                      (ckpt.OPTIMIZER, any((folder / o).is_file() for o in
+                                                           (ckpt.OPTIMIZER, ckpt.OPTIMIZER_SAFETENSORS))),
+                                      (ckpt.STATE, (folder / ckpt.STATE).is_file())) if not there]
+        if missing:
+            raise MindzooError(f"incomplete: no {', '.join(missing)}")
         saved = ckpt.read_json(folder / ckpt.STATE)
+        self.backend.load(folder, optimizer=True, where=where)
+        return saved
+
+    def _say_skipped(self, skipped: list[str], outcome: str) -> None:
+        if skipped:
+            self.warn(f"skipped unreadable checkpoint(s) {'; '.join(skipped)}; {outcome}")
+
+    def _restore(self, saved: dict[str, Any], where: str) -> None:
         self.state = LoopState(**{k: saved[k] for k in asdict(LoopState()) if k in saved})
         self.state.epoch_loss = tuple(self.state.epoch_loss)
-        self.state.last_checkpoint = str(self.reader.uri(name))
+        self.state.last_checkpoint = where
         if saved.get("loss_scale") and self.backend.scaler is not None:
             self.backend.scaler.load_state_dict(saved["loss_scale"])
         if saved.get("rng"):
@@ -141,7 +182,6 @@ class Trainer:
             self.state.epoch, self.state.step_in_epoch = self.state.epoch + 1, 0
         self.say(f"resumed from {self.state.last_checkpoint}: epoch {self.state.epoch + 1}, "
                  f"step {self.state.step_in_epoch}/{self.spe} of it ({self.state.step}/{self.total} in all)")
-        return True
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> LoopState:
@@ -171,7 +211,7 @@ class Trainer:
         batches, _ = self.backend.epoch(self.plan.local_data, self.plan.data_cfg, self.recipe.batch_size,
                                             size=size, rank=self.rank, seed=self.recipe.seed, epoch=epoch,
                                             skip=skip, limit=self.spe)
-        progress = _Progress(self, epoch, skip)
+        progress = Progress(self, epoch, skip)
         started, step_times = time.monotonic(), []
         loss_sum, loss_count = self.state.epoch_loss if skip else (0.0, 0)
         tick = time.monotonic()
@@ -235,7 +275,7 @@ class Trainer:
         plain = {"top1": metrics["eval/top1"], "top5": metrics["eval/top5"]}
         if improves(plain, self.state.best, self.recipe.eval.best):
             self.state.best = {**plain, "epoch": epoch + 1}
-            self._publish("best", optimizer=False)
+            self._publish_best()
         return metrics
 
     # -- checkpoints -------------------------------------------------------------------------------
@@ -247,8 +287,15 @@ class Trainer:
         return state
 
     def _publish(self, name: str, *, optimizer: bool, keep: int | None = None) -> str:
+        """Save and publish checkpoint ``name``; raises StorageError when the store stays unreachable."""
         if self.store is None:
             return ""
+        folder = self._save(name, optimizer=optimizer)
+        uri = self._upload(folder, name, keep)
+        shutil.rmtree(folder, ignore_errors=True)
+        return uri
+
+    def _save(self, name: str, *, optimizer: bool) -> Path:
         folder = self.work / f"save-{name}"
         shutil.rmtree(folder, ignore_errors=True)
         self.backend.save(folder, optimizer=optimizer)
@@ -256,21 +303,73 @@ class Trainer:
         ckpt.write_folder(folder, self.plan.identity(), state)
         small = {k: state[k] for k in ("epoch", "step", "step_in_epoch", "best", "lr_position")}
         last = self.state.history[-1] if self.state.history else {}
-        meta = {"state": small, "identity": self.plan.identity(), "final": last}
-        uri = self.store.publish(folder, name, meta, keep=keep)
-        shutil.rmtree(folder, ignore_errors=True)
+        (folder.parent / f"{name}.meta.json").write_text(json.dumps(
+            {"state": small, "identity": self.plan.identity(), "final": last}))
+        return folder
+
+    def _upload(self, folder: Path, name: str, keep: int | None) -> str:
+        meta = json.loads((folder.parent / f"{name}.meta.json").read_text())
+        uri = self.store.uri(name)
+        self.store.storage.publish(folder, uri, meta=meta)
+        if keep is not None:
+            try:
+                self.store.prune(keep, protect=name)
+            except StorageError as err:  # the new checkpoint is safe; older ones go at the next prune
+                self.warn(f"could not prune older checkpoints ({err})")
         return str(uri)
 
+    def _publish_best(self) -> None:
+        """The best checkpoint; while the store is down it is kept locally and retried at the next
+        checkpoint and at the end (the weights move on, so they cannot be saved again later)."""
+        if self.store is None:
+            return
+        folder = self._save("best", optimizer=False)
+        self.unpublished_best = folder
+        self._retry_best()
+
+    def _retry_best(self) -> None:
+        if self.unpublished_best is None:
+            return
+        try:
+            self._upload(self.unpublished_best, "best", None)
+        except StorageError as err:
+            self.warn(f"best checkpoint (epoch {(self.state.best or {}).get('epoch')}) not published yet: {err}; "
+                      "training goes on and retries at the next checkpoint")
+            return
+        shutil.rmtree(self.unpublished_best, ignore_errors=True)
+        self.unpublished_best = None
+
     def _checkpoint(self) -> None:
+        """A periodic checkpoint. An upload that fails past the storage retry budget is a warning: the
+        step keeps training and publishes the next one at the next interval (a resume then loses more)."""
         prefix = self.recipe.checkpoint.prefix.replace("{rank}", str(self.rank))
         name = f"{prefix}-{self.state.epoch + (1 if self.state.step_in_epoch else 0)}_{self.state.step}"
-        uri = self._publish(name, optimizer=True, keep=self.recipe.checkpoint.keep)
+        try:
+            uri = self._publish(name, optimizer=True, keep=self.recipe.checkpoint.keep)
+        except StorageError as err:
+            shutil.rmtree(self.work / f"save-{name}", ignore_errors=True)
+            self.warn(f"checkpoint {name} (step {self.state.step}) not published: {err}; training goes on and "
+                      "tries again at the next interval")
+            return
         if uri:
             self.state.last_checkpoint = uri
             self.say(f"checkpoint {uri} (step {self.state.step})")
+        self._retry_best()  # the store answers again: a best checkpoint saved during an outage goes up now
 
     def publish_final(self) -> str:
-        return self._publish("model", optimizer=False)
+        """The final weights: the step fails only if these cannot be published (tried a few retry budgets)."""
+        self._retry_best()
+        for attempt in range(1, FINAL_PUBLISH_TRIES + 1):
+            try:
+                return self._publish("model", optimizer=False)
+            except StorageError as err:
+                if attempt == FINAL_PUBLISH_TRIES:
+                    raise StorageError(f"the final model could not be published after {attempt} tries: {err}"
+                                       + (f"; the last checkpoint is {self.state.last_checkpoint}"
+                                          if self.state.last_checkpoint else "")) from None
+                self.warn(f"final model not published yet ({err}); trying again")
+                time.sleep(5.0 * attempt)
+        return ""
 
     # -- logging ---------------------------------------------------------------------------------
     def _log_epoch(self, record: dict[str, float]) -> None:
@@ -290,27 +389,5 @@ class Trainer:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-class _Progress:
-    """A tqdm bar on a terminal; otherwise one line every ``log_every`` steps."""
-
-    def __init__(self, trainer: Trainer, epoch: int, done: int) -> None:
-        self.t, self.epoch, self.done = trainer, epoch, done
-        self.bar = None
-        if sys.stderr.isatty() and trainer.rank == 0:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=trainer.spe, initial=done, desc=f"epoch {epoch + 1}/{trainer.recipe.epochs}",
-                            leave=False, unit="step")
-
-    def update(self, loss: float, lr: float) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
-        elif self.done % self.t.cfg.log_every == 0 or self.done == self.t.spe:
-            self.t.say(f"epoch {self.epoch + 1}/{self.t.recipe.epochs} step {self.done}/{self.t.spe} "
-                       f"(step {self.t.state.step}/{self.t.total}) loss {loss:.4f} lr {lr:.4g}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr, flush=True)

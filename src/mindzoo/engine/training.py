@@ -20,10 +20,12 @@ from mindzoo.engine import checkpoint as ckpt
 from mindzoo.engine import distributed
 from mindzoo.engine.plan import TrainPlan, plan_training, tracking_params
 from mindzoo.errors import MindzooError
+from mindzoo.lease import RunLease
 
 __all__ = ["launch", "run_scheduler", "train"]
 
 ENV_LOCAL_WORKERS = "MINDZOO_LOCAL_WORKERS"
+ENV_LEASE_HELD = "MINDZOO_RUN_LEASE_HELD"  # set by the --workers launcher, which holds the run's lease itself
 
 
 def run_scheduler(cfg: Any) -> None:
@@ -44,7 +46,9 @@ def launch(cfg: Any, ctx: Any) -> None:
     launch_local = distributed.launch_local
     if cfg.engine == "torch":  # torchrun instead of MindSpore's scheduler + workers; the same results
         from mindzoo.engine.torch.launch import launch_local
-    results = launch_local(argv, cfg.workers, say=ctx.say, env={ENV_LOCAL_WORKERS: str(cfg.workers)})
+    with RunLease(ctx.storage, plan.run_prefix, plan.run_id):  # the workers' rank 0 then takes none
+        results = launch_local(argv, cfg.workers, say=ctx.say,
+                               env={ENV_LOCAL_WORKERS: str(cfg.workers), ENV_LEASE_HELD: "1"})
     digests = {r.get("weights_sha256") for r in results}
     if len(digests) != 1 or None in digests:
         raise MindzooError(f"data-parallel ranks ended with different weights: {sorted(map(str, digests))}")
@@ -86,25 +90,39 @@ def train(cfg: Any, ctx: Any) -> None:
     _check_same_run(record, plan.settings(None, None), plan)  # before the framework starts
     store = ckpt.CheckpointStore(ctx.storage, plan.run_prefix)
     finished = store.read_meta("model")
-    # A cluster member joins even a finished run's cluster, so the scheduler and the other ranks end too.
-    rt = backend.start() if finished is None or distributed.in_cluster(cfg.engine) else None
-    if finished is not None:
-        ctx.say(f"run {plan.run_id} already finished: {store.uri('model')}")
-        _outputs(ctx, plan, store, finished.get("state", {}), finished.get("final", {}), rt.rank if rt else 0,
-                 backend=None)
-        return
-    _train(cfg, ctx, plan, backend, rt, store, record)
+    # One writer per run folder (mindzoo.lease.RunLease). A lone process takes the run's lease before the
+    # framework starts, so a second one is refused at once; in a cluster rank 0 takes it (_train), and under
+    # local --workers the launcher holds it for its ranks.
+    alone = finished is None and not distributed.in_cluster(cfg.engine) and ENV_LEASE_HELD not in os.environ
+    lease = RunLease(ctx.storage, plan.run_prefix, plan.run_id).acquire() if alone else None
+    try:
+        # A cluster member joins even a finished run's cluster, so the scheduler and the other ranks end too.
+        rt = backend.start() if finished is None or distributed.in_cluster(cfg.engine) else None
+        if finished is not None:
+            ctx.say(f"run {plan.run_id} already finished: {store.uri('model')}")
+            _outputs(ctx, plan, store, finished.get("state", {}), finished.get("final", {}), rt.rank if rt else 0,
+                     backend=None)
+            return
+        _train(cfg, ctx, plan, backend, rt, store, record, lease_held=alone)
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ckpt.CheckpointStore,
-           record: dict[str, Any]) -> None:
+           record: dict[str, Any], *, lease_held: bool) -> None:
     from mindzoo.engine.trainer import Trainer
     from mindzoo.tracking import NullTracker
 
     tracker: Any = NullTracker()
     trainer = Trainer(backend, plan, cfg, rank=rt.rank, world_size=rt.world_size, store=store, tracker=tracker,
                       say=ctx.say if rt.rank == 0 else (lambda line: None))
+    lease = RunLease(ctx.storage, plan.run_prefix, plan.run_id) \
+        if rt.rank == 0 and not lease_held and ENV_LEASE_HELD not in os.environ else None
     try:
+        if lease is not None:
+            lease.acquire()
+        _until_stopped()
         trainer.prepare()
         settings = plan.settings(trainer.spe, rt.world_size)
         _check_same_run(record, settings, plan)
@@ -126,7 +144,22 @@ def _train(cfg: Any, ctx: Any, plan: TrainPlan, backend: Any, rt: Any, store: ck
         _outputs(ctx, plan, store, {"step": state.step, "epoch": state.epoch, "best": state.best}, final,
                  rt.rank, backend=backend, model_uri=model_uri)
     finally:
+        if lease is not None:
+            lease.release()
         trainer.cleanup()
+
+
+def _until_stopped() -> None:
+    """SIGTERM (a pod being deleted or evicted) ends the step like an error does, so the step's clean-up
+    runs: the run lease is released and tracking calls MLflow never got are spilled to a file."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _initialise(cfg: Any, ctx: Any, trainer: Any, record: dict[str, Any], rank: int) -> dict[str, Any]:
@@ -221,7 +254,7 @@ def _final_artifacts(trainer: Any, plan: TrainPlan) -> None:
     for name in ("loss.png", "accuracy.png", "lr.png", "history.json"):
         trainer.tracker.log_artifact(folder / name, "curves")
     if trainer.state.best is not None and trainer.store is not None:
-        best = trainer.store.fetch("best", folder / "best")
+        best = trainer.unpublished_best or trainer.store.fetch("best", folder / "best")
         trainer.tracker.log_artifact(ckpt.weights_file(best), "best")
         trainer.tracker.log_artifact(best / ckpt.IDENTITY, "best")
     trainer.tracker.drain()  # delivered (or buffered with the files still needed: then keep them)

@@ -65,7 +65,8 @@ class PipelineConfig:
     gpu_selector: str = option("nvidia.com/gpu.present=true", help="Node label of GPU nodes (NVIDIA GPU Feature "
                                                                     "Discovery's)")
     gpu_taint: str = option("nvidia.com/gpu", help="Taint key tolerated on GPU nodes")
-    retries: int = option(2, help="Retries of the I/O-bound steps (preprocess, export, infer)")
+    retries: int = option(2, help="Retries of the I/O-bound steps (preprocess, export, infer) and of train "
+                                  "(a retried train resumes its run)")
     workspace_size: str = option("", help="Give each run a KFP workspace PVC of this size (e.g. 500Gi) used as "
                                           "the steps' cache: the dataset is fetched once per run, not per step")
     data_pvc: str = option("", help="Mount this existing PVC at /mnt/mindzoo in every step as the cache "

@@ -55,12 +55,26 @@ def submit(cfg: SubmitConfig, pipeline_cfg: PipelineConfig, say: Callable[[str],
                                f"{_first_line(err)}") from None
     say(f"run {result.run_id} created in experiment {cfg.experiment!r}")
     if cfg.wait:
-        run = result.wait_for_run_completion(timeout=cfg.timeout)
-        state = getattr(run, "state", None) or getattr(getattr(run, "run", None), "status", "unknown")
-        if str(state).upper() not in ("SUCCEEDED", "SUCCESS"):
-            raise MindzooError(f"run {result.run_id} ended {state}")
-        say(f"run {result.run_id} succeeded")
+        wait(result, cfg.timeout, say)
     return result.run_id
+
+
+def wait(result: Any, timeout: int, say: Callable[[str], None]) -> None:
+    """``--wait``: every way of not seeing the run succeed is one line naming the run, so it can be looked
+    up (or its retries followed) on the server."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = result.wait_for_run_completion(timeout=timeout)
+    except TimeoutError:
+        raise MindzooError(f"run {result.run_id} did not finish within {timeout}s (still running on the server; "
+                           "follow it there)") from None
+    except Exception as err:  # noqa: BLE001 - the client lost the server while the run goes on without us
+        raise MindzooError(f"lost track of run {result.run_id} while waiting: {_first_line(err)}") from None
+    state = getattr(run, "state", None) or getattr(getattr(run, "run", None), "status", "unknown")
+    if str(state).upper() not in ("SUCCEEDED", "SUCCESS"):
+        raise MindzooError(f"run {result.run_id} ended {state}")
+    say(f"run {result.run_id} succeeded")
 
 
 def _first_line(err: Exception) -> str:
