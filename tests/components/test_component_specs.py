@@ -82,7 +82,10 @@ def test_runs_the_mindzoo_command_in_the_runtime_image_with_the_executor_input(s
     container = _container(specs[name], name)
     assert container["image"] == images.CPU
     # `env` tags the step's MLflow run with the KFP run: KFP resolves placeholders in command lines only.
-    assert container["command"] == ["env", "MINDZOO_PIPELINE_RUN_ID={{$.pipeline_job_uuid}}", "mindzoo", *command]
+    # The launcher also learns the image its own pod runs (its documented fallback for worker pods).
+    launcher = [f"MINDZOO_IMAGE_REF={images.CPU}"] if name == "train_distributed" else []
+    assert container["command"] == ["env", "MINDZOO_PIPELINE_RUN_ID={{$.pipeline_job_uuid}}", *launcher, "mindzoo",
+                                    *command]
     assert container["args"][:len(required)] == required
     assert container["args"][-2:] == ["--executor-input", "{{$}}"]  # the step writes the executor output
 
