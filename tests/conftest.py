@@ -119,6 +119,9 @@ def ram_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     for stale in RAM_DISK.glob(f"{RAM_PREFIX}*"):
         pid = stale.name[len(RAM_PREFIX):].split("-")[0]
         if pid.isdigit() and not pid_alive(int(pid)):
+            # A killed session's servers outlive it: stop them before their folder goes.
+            subprocess.run([str(CONTROL_BIN), "stack", "down"], capture_output=True, timeout=120,
+                           env={**os.environ, "MINDZOO_STATE_DIR": str(stale)})
             shutil.rmtree(stale, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{RAM_PREFIX}{os.getpid()}-{name}-", dir=RAM_DISK))
 
