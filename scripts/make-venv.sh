@@ -27,7 +27,7 @@ if [ ! -x "$dir/bin/python" ]; then
   # --seed: pip stays in the environment (build-images.sh downloads the image's wheelhouse with it).
   "$uv" venv --quiet --seed --python "$python" "$dir"
 fi
-echo "==> installing $lock into $dir (the runtime set is several GB: MindSpore + torch; a minute or two when cold)"
+echo "==> installing $lock into $dir (cold: the runtime set downloads several GB, MindSpore + torch)"
 "$uv" pip install --python "$dir/bin/python" -r "$lock"
 "$uv" pip install --python "$dir/bin/python" --quiet --no-deps -e .
 "$uv" pip check --python "$dir/bin/python" >/dev/null 2>&1 || { "$uv" pip check --python "$dir/bin/python"; exit 1; }
