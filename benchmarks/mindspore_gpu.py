@@ -22,20 +22,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-RECIPE_IMG_PER_S = 692.0  # 128 images / 0.185 s on one V100 (the recipe's README)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_step import RECIPE_IMG_PER_S, parser  # noqa: E402 - the sibling helper
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=60, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=15, help="untimed steps first (graph build, autotuning)")
-    parser.add_argument("--mode", choices=("graph", "pynative"), default="graph")
-    parser.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
-                        help="cpu: only checks that the script runs (tiny sizes); no ratio")
-    return parser.parse_args()
+    parse = parser(__doc__.split("\n\n")[0], "untimed steps first (graph build, autotuning)")
+    parse.add_argument("--mode", choices=("graph", "pynative"), default="graph")
+    parse.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
+                       help="cpu: only checks that the script runs (tiny sizes); no ratio")
+    return parse.parse_args()
 
 
 def gpu_missing(device: str) -> str | None:

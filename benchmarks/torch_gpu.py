@@ -25,18 +25,16 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-RECIPE_IMG_PER_S = 692.0  # 128 images / 0.185 s on one V100 (the recipe's README)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_step import RECIPE_IMG_PER_S, parser  # noqa: E402 - the sibling helper
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=60, help="timed steps")
-    parser.add_argument("--warmup", type=int, default=15, help="untimed steps first (cuDNN autotuning)")
-    parser.add_argument("--mindspore-gpu", action="store_true", help="also try MindSpore's GPU backend")
-    return parser.parse_args()
+    parse = parser(__doc__.split("\n\n")[0], "untimed steps first (cuDNN autotuning)")
+    parse.add_argument("--mindspore-gpu", action="store_true", help="also try MindSpore's GPU backend")
+    return parse.parse_args()
 
 
 def build(batch: int, size: int):  # noqa: ANN201 - (train step, images, labels, lr)
