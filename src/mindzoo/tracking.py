@@ -102,6 +102,11 @@ class MlflowTracker:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._submit(("tags", {k: str(v) for k, v in tags.items()}))
 
+    @property
+    def buffered(self) -> int:
+        """How many calls wait for MLflow to answer again."""
+        return len(self._pending)
+
     def retry_pending(self) -> None:
         """One delivery attempt of the buffered calls (a long step calls this now and then, so metrics
         reach MLflow soon after it is back instead of only at the end)."""

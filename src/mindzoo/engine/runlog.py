@@ -10,6 +10,7 @@ whole curve: :func:`open_tracking` reopens it by id.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -78,11 +79,9 @@ class AsyncTracker:
     def _next(self) -> Any:
         """The next queued call; while the inner tracker holds a buffer, first retry it every RETRY_EVERY_S
         (timed, not on an idle queue: a training loop queues metrics every step)."""
-        import os
-
         every = float(os.environ.get(ENV_RETRY_EVERY) or RETRY_EVERY_S)
         while True:
-            if not getattr(self.inner, "_pending", None):
+            if not getattr(self.inner, "buffered", 0):  # the null tracker buffers nothing
                 self._retry_at = None
                 return self._queue.get()
             now = time.monotonic()
@@ -179,7 +178,6 @@ def open_tracking(ctx: Any, experiment: str, run_name: str, params: Mapping[str,
 def spill_path(run_name: str) -> Path:
     """Where tracking calls that never reached MLflow are saved when the step ends first:
     ``$MINDZOO_TRACKING_SPILL_DIR/<run>.json`` (default: the system's temporary folder)."""
-    import os
     import tempfile
 
     folder = os.environ.get(ENV_SPILL_DIR) or str(Path(tempfile.gettempdir()) / "mindzoo-tracking-spill")
