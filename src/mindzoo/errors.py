@@ -8,6 +8,12 @@ non-zero without a traceback. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An error's first line (at most ``limit`` characters), to quote inside a one-line message."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:limit] if lines else type(err).__name__
+
+
 class MindzooError(Exception):
     """An error whose message is fit to show a user as a single line."""
 

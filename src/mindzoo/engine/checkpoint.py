@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mindzoo.errors import DataError, MindzooError, StorageError
+from mindzoo.errors import DataError, MindzooError, StorageError, first_line
 from mindzoo.storage import MANIFEST, S3Uri
 
 __all__ = [
@@ -144,12 +144,6 @@ class CheckpointStore:
         for name in found[: max(0, len(found) - (keep - 1))]:
             for key in self.storage.list(self.checkpoints.join(name)):
                 self.storage.delete(S3Uri(self.prefix.bucket, key))
-
-
-def first_line(err: Exception) -> str:
-    """An error's first line (at most 200 characters), to quote it inside a one-line message."""
-    lines = str(err).strip().splitlines()
-    return lines[0][:200] if lines else type(err).__name__
 
 
 def local_checkpoint(source: str, storage: Any, work: Path) -> Path:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from mindzoo.config import RunsCompareConfig, TrackingConfig
-from mindzoo.errors import MindzooError
+from mindzoo.errors import MindzooError, first_line
 from mindzoo.runs.query import find_experiment, load_rows
 from mindzoo.runs.table import compare_rows, render
 
@@ -44,12 +44,9 @@ def compare(cfg: RunsCompareConfig, uri: str, say=lambda line: None) -> str:  # 
     except MlflowException as err:
         if "Max retries exceeded" in str(err):  # the client's wording for "nothing answers there"
             raise MindzooError(f"cannot reach MLflow at {uri}: is the server up? (`mindzoo stack status`)") from None
-        raise MindzooError(f"MLflow at {uri}: {_first_line(err)}") from None
+        raise MindzooError(f"MLflow at {uri}: {first_line(err)}") from None
     except OSError as err:  # connection refused/reset surface as OSError subclasses (requests' too)
-        raise MindzooError(f"cannot reach MLflow at {uri}: {_first_line(err)}") from None
+        raise MindzooError(f"cannot reach MLflow at {uri}: {first_line(err)}") from None
     return render(comparison, cfg.format)
 
 
-def _first_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:200] if lines else type(err).__name__
