@@ -20,8 +20,8 @@ import click
 
 from mindzoo import __version__
 from mindzoo.config import (
-    CheckpointExportConfig, CheckpointImportConfig, DigitsConfig, RunsCompareConfig, StackConfig, StorageConfig,
-    TrackingConfig,
+    CheckpointExportConfig, CheckpointImportConfig, DigitsConfig, RunsCompareConfig, RunsReplayConfig, StackConfig,
+    StorageConfig, TrackingConfig,
 )
 from mindzoo.configkit import build, click_options
 from mindzoo.errors import MindzooError, NotInEnvironment
@@ -254,6 +254,18 @@ def runs_compare(experiment: str, run_ids: tuple[str, ...], **flags: Any) -> Non
     own = {k: v for k, v in flags.items() if not k.startswith("tracking__")}
     cfg = build(RunsCompareConfig, {**own, "experiment": experiment, "run_ids": run_ids}, "runs.compare")
     click.echo(compare(cfg, tracking_uri(tracking), say=lambda line: click.echo(line, err=True)), nl=False)
+
+
+@runs.command("replay")
+@click.argument("spill")
+@click_options(RunsReplayConfig)
+def runs_replay(spill: str, **flags: Any) -> None:
+    """Deliver to MLflow what a step saved in SPILL while MLflow was unreachable (the file its warning
+    named); the file is removed once everything is delivered, else kept with what is still pending."""
+    from mindzoo.tracking import replay_spill
+
+    cfg = build(RunsReplayConfig, {**flags, "spill": spill}, "runs.replay")
+    click.echo(replay_spill(Path(cfg.spill), cfg.tracking_uri, say=lambda line: click.echo(line, err=True)))
 
 
 # -- bundled data ---------------------------------------------------------------------

@@ -414,6 +414,19 @@ _MLFLOW_RUN_ID_CHARS = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
+class RunsReplayConfig:
+    """Deliver the tracking calls a step saved to a spill file while MLflow was unreachable."""
+
+    spill: str = option(help="The spill file a step's warning named", metadata={"cli": False})
+    tracking_uri: str = option("", help="MLflow to deliver to (default: the one the step used, from the file)")
+
+    def __post_init__(self) -> None:
+        check(bool(self.spill.strip()), "spill", "must not be empty")
+        check(not self.tracking_uri or "://" in self.tracking_uri, "tracking_uri",
+              f"must be a URI such as http://host:5000 (got {self.tracking_uri!r})")
+
+
+@dataclass(frozen=True)
 class RunsCompareConfig:
     """Compare MLflow runs of one experiment: differing params, key metrics, the best run, overlaid curves."""
 

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from mindzoo.runs.layout import KIND_PIPELINE, Tag, parent_run_name
 
 MAX_PARAM_LEN = 6000  # MLflow rejects longer parameter values
+MAX_BATCH_METRICS = 1000  # MLflow's limit on metrics per log_batch request
 PARENT_SETTLE_S = 2.0  # how long a step that created a pipeline's parent waits for rival candidates to show
 
 
@@ -37,6 +38,9 @@ class TrackingReport:
 class Tracker(Protocol):
     run_id: str | None
 
+    @property
+    def buffered(self) -> int: ...  # calls held back while MLflow is unreachable
+
     def log_params(self, params: Mapping[str, Any]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
@@ -48,6 +52,7 @@ class NullTracker:
     """Tracking switched off: every call is accepted and dropped."""
 
     run_id: str | None = None
+    buffered = 0
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         pass
@@ -71,6 +76,11 @@ class MlflowTracker:
     def __init__(self, uri: str, experiment: str, run_name: str, tags: Mapping[str, Any] | None = None,
                  parent_run_id: str | None = None, spill_path: Path | None = None,
                  pipeline_run_id: str | None = None) -> None:
+        self._setup(uri, experiment, run_name, tags, parent_run_id, spill_path, pipeline_run_id)
+        self._submit(("start",))
+
+    def _setup(self, uri: str, experiment: str, run_name: str, tags: Mapping[str, Any] | None,
+               parent_run_id: str | None, spill_path: Path | None, pipeline_run_id: str | None) -> None:
         # Fail over to our buffer quickly instead of MLflow's multi-minute default retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -86,7 +96,6 @@ class MlflowTracker:
         self._pending: list[tuple[Any, ...]] = []
         self._error: str | None = None
         self._tags = {k: str(v) for k, v in (tags or {}).items()}
-        self._submit(("start",))
 
     # -- the Tracker protocol -------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -95,6 +104,10 @@ class MlflowTracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         stamp = int(time.time() * 1000)
         self._submit(("metrics", {k: float(v) for k, v in metrics.items()}, step or 0, stamp))
+
+    def log_metric_rows(self, rows: list[tuple[dict[str, float], int, int]]) -> None:
+        """``[(metrics, step, timestamp ms), ...]`` (many steps' metrics) in one request per 1000 values."""
+        self._submit(("metric_rows", rows))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._submit(("artifact", str(path), artifact_path))
@@ -173,6 +186,10 @@ class MlflowTracker:
                 self.client.log_batch(self.run_id, params=items[i:i + 100])
         elif kind == "metrics":
             self.client.log_batch(self.run_id, metrics=[Metric(k, v, op[3], op[2]) for k, v in op[1].items()])
+        elif kind == "metric_rows":
+            rows = [Metric(k, float(v), stamp, step) for values, step, stamp in op[1] for k, v in values.items()]
+            for i in range(0, len(rows), MAX_BATCH_METRICS):
+                self.client.log_batch(self.run_id, metrics=rows[i:i + MAX_BATCH_METRICS])
         elif kind == "tags":
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in op[1].items()])
         elif kind == "artifact":
@@ -195,11 +212,67 @@ class MlflowTracker:
     def _spill(self) -> Path | None:
         if self.spill_path is None:
             return None
-        body = {"uri": self.uri, "experiment": self.experiment, "run_name": self.run_name,
-                "run_id": self.run_id, "pending": [list(op) for op in self._pending]}
-        self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-        self.spill_path.write_text(json.dumps(body, indent=2))
+        _write_spill(self.spill_path, self.spill_body())
         return self.spill_path
+
+    def spill_body(self) -> dict[str, Any]:
+        """What this tracker could not deliver, and what a replay needs to deliver it (JSON-ready)."""
+        return {"format": SPILL_FORMAT, "uri": self.uri, "experiment": self.experiment, "run_name": self.run_name,
+                "run_id": self.run_id, "parent_run_id": self.parent_run_id, "pipeline_run_id": self.pipeline_run_id,
+                "tags": self._tags, "pending": [list(op) for op in self._pending]}
+
+    @classmethod
+    def from_spill(cls, body: Mapping[str, Any], uri: str = "") -> MlflowTracker:
+        """The tracker that saved ``body`` (a spill file's content), its undelivered calls pending again."""
+        tracker = cls.__new__(cls)  # not __init__: that would open a new run
+        tracker._setup(uri or body["uri"], body["experiment"], body["run_name"], body.get("tags"),
+                       body.get("parent_run_id"), None, body.get("pipeline_run_id"))
+        tracker.run_id = body.get("run_id")  # None when even the run's creation was never delivered
+        tracker._pending = [tuple(op) for op in body["pending"]]
+        if tracker.run_id and tracker._pending[:1] == [("start",)]:
+            tracker._pending.pop(0)  # a run being reopened (a resumed training): it exists already
+        return tracker
+
+
+SPILL_FORMAT = "mindzoo-tracking-spill/1"
+
+
+def _write_spill(path: Path, body: Mapping[str, Any]) -> None:
+    """Written whole or not at all: a replay may read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(body, indent=2))
+    partial.replace(path)
+
+
+def replay_spill(path: Path, uri: str = "", say: Callable[[str], None] = print) -> str:
+    """Deliver the calls a step saved in ``path`` while MLflow was unreachable (``mindzoo runs replay``).
+
+    The file goes once everything is delivered; otherwise it is rewritten with what is still pending
+    (and the run id, once created), so a later replay neither loses nor repeats a call."""
+    from mindzoo.errors import MindzooError
+
+    try:
+        body = json.loads(path.read_text())
+        if body.get("format", SPILL_FORMAT) != SPILL_FORMAT or not isinstance(body["pending"], list):
+            raise ValueError(f"format {body.get('format')!r}")
+        tracker = MlflowTracker.from_spill(body, uri)
+    except FileNotFoundError:
+        raise MindzooError(f"no tracking spill file at {path}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise MindzooError(f"{path} is not a mindzoo tracking spill file ({_short(err)})") from None
+    gone = [op for op in tracker._pending if op[0] == "artifact" and not Path(op[1]).is_file()]
+    for op in gone:  # the step's temporary files do not outlive its machine
+        say(f"warning: artifact {op[1]} is gone; not delivered")
+    tracker._pending = [op for op in tracker._pending if op not in gone]
+    count = len(tracker._pending)
+    tracker._flush(attempts=3)
+    if tracker._pending:
+        _write_spill(path, tracker.spill_body())
+        raise MindzooError(f"MLflow at {tracker.uri} unreachable ({tracker._error}); "
+                           f"{len(tracker._pending)} of {count} calls still pending in {path}")
+    path.unlink()
+    return f"delivered {count} tracking calls to run {tracker.run_id} at {tracker.uri}; removed {path}"
 
 
 def _experiment_id(client: Any, name: str) -> str:

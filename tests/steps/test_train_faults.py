@@ -223,3 +223,11 @@ def test_a_step_ended_while_mlflow_is_down_spills_its_tracking_to_a_file(stack, 
     rows = [row for op in pending if op[0] == "metric_rows" for row in op[1]]
     assert [step for _, step, _ in rows][:5] == [1, 2, 3, 4, 5]
     assert pending[-1] == ["end", "FAILED"]
+    # MLflow is back: `mindzoo runs replay` delivers the file, and MLflow holds the stopped run whole.
+    replay = stack.cli("runs", "replay", str(tmp_path / "mlflow-spill.json"), env="runtime")
+    assert replay.stdout.strip().splitlines()[-1].startswith(f"delivered {len(pending)} tracking calls")
+    client, runs = _mlflow_runs(stack, dataset, "mlflow-spill")
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")]
+    assert sorted(steps) == [step for _, step, _ in rows]
+    assert not (tmp_path / "mlflow-spill.json").exists()

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from mindzoo.runs.layout import Metric, Tag
-from mindzoo.tracking import MlflowTracker, Tracker, TrackingReport
+from mindzoo.tracking import MAX_BATCH_METRICS, MlflowTracker, Tracker, TrackingReport
 
 __all__ = ["AsyncTracker", "RunTracker", "open_tracking", "run_summary"]
 
-_BATCH = 1000  # MLflow's limit on metrics per log_batch request
 RETRY_EVERY_S = 15.0  # how often calls buffered while MLflow is down are retried during the step
 ENV_RETRY_EVERY = "MINDZOO_TRACKING_RETRY_S"  # (overrides RETRY_EVERY_S)
 ENV_SPILL_DIR = "MINDZOO_TRACKING_SPILL_DIR"
@@ -31,7 +30,7 @@ _NOTHING = object()
 
 
 class RunTracker(MlflowTracker):
-    """An MlflowTracker that can send many steps' metrics in one request and continue an existing run.
+    """An MlflowTracker that can continue an existing run.
 
     Delivery failures are handled as in the base class: buffered, retried at the end, never raised.
     """
@@ -40,13 +39,11 @@ class RunTracker(MlflowTracker):
         self._reopen = reopen
         super().__init__(*args, **kwargs)
 
-    def log_metric_rows(self, rows: list[tuple[dict[str, float], int, int]]) -> None:
-        """``[(metrics, step, timestamp ms), ...]`` in one request per 1000 values."""
-        self._submit(("metric_rows", rows))
+    def spill_body(self) -> dict[str, Any]:
+        # The run being reopened is known before reopening it has reached MLflow: a replay reopens it too.
+        return {**super().spill_body(), "run_id": self.run_id or self._reopen}
 
     def _apply(self, op: tuple[Any, ...]) -> None:
-        from mlflow.entities import Metric
-
         if op[0] == "start" and self._reopen:
             self.run_id = self._reopen
             self.client.update_run(self._reopen, status="RUNNING")
@@ -54,10 +51,6 @@ class RunTracker(MlflowTracker):
             self.parent_run_id = self.client.get_run(self._reopen).data.tags.get(Tag.PARENT)
             if self.pipeline_run_id and self.parent_run_id:
                 self.client.update_run(self.parent_run_id, status="RUNNING")
-        elif op[0] == "metric_rows":
-            metrics = [Metric(k, float(v), stamp, step) for values, step, stamp in op[1] for k, v in values.items()]
-            for i in range(0, len(metrics), _BATCH):
-                self.client.log_batch(self.run_id, metrics=metrics[i:i + _BATCH])
         else:
             super()._apply(op)
 
@@ -76,12 +69,16 @@ class AsyncTracker:
     def run_id(self) -> str | None:
         return self.inner.run_id
 
+    @property
+    def buffered(self) -> int:
+        return self.inner.buffered
+
     def _next(self) -> Any:
         """The next queued call; while the inner tracker holds a buffer, first retry it every RETRY_EVERY_S
         (timed, not on an idle queue: a training loop queues metrics every step)."""
         every = float(os.environ.get(ENV_RETRY_EVERY) or RETRY_EVERY_S)
         while True:
-            if not getattr(self.inner, "buffered", 0):  # the null tracker buffers nothing
+            if not self.inner.buffered:
                 self._retry_at = None
                 return self._queue.get()
             now = time.monotonic()
@@ -113,7 +110,7 @@ class AsyncTracker:
         """Send these metric rows and the metric calls queued right behind them as one batch; return the
         first other call taken from the queue (to be handled next), if any."""
         following: Any = _NOTHING
-        while len(rows) < _BATCH:
+        while len(rows) < MAX_BATCH_METRICS:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:

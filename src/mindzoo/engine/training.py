@@ -258,7 +258,7 @@ def _final_artifacts(trainer: Any, plan: TrainPlan) -> None:
         trainer.tracker.log_artifact(ckpt.weights_file(best), "best")
         trainer.tracker.log_artifact(best / ckpt.IDENTITY, "best")
     trainer.tracker.drain()  # delivered (or buffered with the files still needed: then keep them)
-    if not getattr(getattr(trainer.tracker, "inner", None), "_pending", None):
+    if not trainer.tracker.buffered:
         shutil.rmtree(folder, ignore_errors=True)
 
 
