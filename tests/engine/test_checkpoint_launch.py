@@ -101,12 +101,17 @@ def test_cluster_env_and_result_file(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "r.json").read_text()) == {"rank": 1}
 
 
-def test_launcher_reports_the_failing_ranks_error_line(stack):
+def test_launcher_reports_the_failing_ranks_error_line(stack, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the launch keeps its logs folder
     with pytest.raises(MindzooError) as err:
         distributed.launch_local(["train", "--dataset", "/nonexistent/dataset", "--model", "googlenet"], 2,
                                  say=lambda line: None, timeout=120)
     message = str(err.value)
     assert message.startswith("rank") and "not a converted dataset" in message and "\n" not in message
+    (kept,) = tmp_path.glob("mindzoo-workers-*")  # a failed launch keeps its ranks' logs for the user
+    assert {p.name for p in kept.iterdir()} >= {"scheduler.log", "rank0.log", "rank1.log"}
 
 
 def test_a_rank_that_dies_while_rank_0_runs_fails_the_launch_at_once(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,8 @@ def test_two_torchrun_ranks_end_with_identical_weights_and_log_once(stack, datas
     proc = train(stack, dataset, *TINY, "--engine", "torch", "--set", "epochs=2", "--steps-per-epoch", "3",
                  "--workers", "2", "--run-id", "torch-dp2")
     assert "starting 2 torchrun workers" in proc.stderr and "2 workers finished with identical weights" in proc.stderr
+    logs = re.search(r"\(logs in (\S+)\)", proc.stderr).group(1)  # named while it ran, removed after success
+    assert not Path(logs).exists(), logs
     client, runs = mlflow_run(stack, dataset, "torch-dp2")
     assert len(runs) == 1  # rank 0 alone tracks
     run = runs[0]

@@ -34,9 +34,11 @@ def digits_dataset(stack, bucket: str, tmp_path: Path) -> str:
     return f"s3://{bucket}/" + next(k.rsplit("/", 1)[0] for k in keys if k.endswith(MANIFEST))
 
 
-def node(rank: int, nodes: int, port: int, argv: list[str], result: str = "") -> subprocess.Popen:
+def node(rank: int, nodes: int, port: int, argv: list[str], result: str = "",
+         tmp: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "MINDZOO_NODE_RANK": str(rank), "MINDZOO_NUM_NODES": str(nodes),
-           "MINDZOO_MASTER_ADDR": "localhost", "MINDZOO_MASTER_PORT": str(port), "GLOG_v": "3"}
+           "MINDZOO_MASTER_ADDR": "localhost", "MINDZOO_MASTER_PORT": str(port), "GLOG_v": "3",
+           **({"TMPDIR": str(tmp)} if tmp else {})}
     extra = ["--result", result] if result else []
     return subprocess.Popen([str(BIN), "launch", "node", "--workers", "1", *extra, "--", "train", *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -52,7 +54,10 @@ def test_two_nodes_train_as_one_cluster_and_node_0_publishes_the_result(stack, b
             "--set", "epochs=1", "--steps-per-epoch", "3", "--no-final-eval"]
     result = f"{output}/two-nodes/launch/result.json"
     port = free_port()
-    procs = [node(0, 2, port, argv, result), node(1, 2, port, argv, result)]  # as the Job gives every pod
+    scratch = [tmp_path / "tmp0", tmp_path / "tmp1"]  # each node's TMPDIR: what it leaves behind there
+    for folder in scratch:
+        folder.mkdir()
+    procs = [node(r, 2, port, argv, result, scratch[r]) for r in (0, 1)]  # as the Job gives every pod
     outs = [p.communicate(timeout=900) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
@@ -66,6 +71,7 @@ def test_two_nodes_train_as_one_cluster_and_node_0_publishes_the_result(stack, b
              for r in (0, 1)]
     assert [r["rank"] for r in ranks] == [0, 1] and [r["steps"] for r in ranks] == [3, 3]
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"] and len(ranks[0]["weights_sha256"]) == 64
+    assert [sorted(p.name for p in folder.iterdir()) for folder in scratch] == [[], []]  # results/logs removed
 
 
 def test_a_failing_worker_fails_its_node_with_the_workers_error(stack):

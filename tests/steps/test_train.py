@@ -8,6 +8,7 @@ CPU cores; the one accuracy run is as short as the recipe allows while still hon
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -198,6 +199,8 @@ def test_two_local_workers_end_with_identical_weights_and_log_once(stack, datase
     proc = train(stack, dataset, *TINY, "--set", "epochs=2", "--steps-per-epoch", "4", "--workers", "2",
                  "--run-id", "dp2")
     assert "2 workers finished with identical weights" in proc.stderr
+    logs = re.search(r"\(logs in (\S+)\)", proc.stderr).group(1)  # named while it ran, removed after success
+    assert not Path(logs).exists(), logs
     client, runs = mlflow_run(stack, dataset, "dp2")
     assert len(runs) == 1  # rank 0 alone tracks
     run = runs[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -124,7 +125,8 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
     """Run ``python -m mindzoo.cli ARGV`` as 1 scheduler + ``workers`` workers on this machine.
 
     Returns every worker's result (rank order). Rank 0's output is echoed with a ``[rank0]`` prefix;
-    all logs stay in a temporary folder named in the progress line.
+    all logs go to a temporary folder named in the progress line, kept when a rank fails (for its
+    logs) and removed after a success.
     """
     work = Path(tempfile.mkdtemp(prefix="mindzoo-workers-"))
     port = free_port()
@@ -144,7 +146,9 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
         _wait(procs, timeout)
     finally:
         _stop(procs)
-    return [json.loads(p.result.read_text()) if p.result and p.result.is_file() else {} for p in procs[1:]]
+    results = [json.loads(p.result.read_text()) if p.result and p.result.is_file() else {} for p in procs[1:]]
+    shutil.rmtree(work, ignore_errors=True)
+    return results
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], log: Path, result: Path | None,

@@ -62,16 +62,25 @@ def run(argv: Sequence[str], workers: int, say: Callable[[str], None] = print,
     """Run this node's share of the cluster; return rank 0's result on node 0 (else {}). Every rank's
     weight digest goes to ``publish_rank`` (the launcher checks that all ranks agree)."""
     node = NodeEnv.from_env()
+    # The ranks' result files and side logs live only as long as this call: a pod's disk is gone with
+    # it anyway, but a node run on a workstation or in a test must not leave them in /tmp.
+    with tempfile.TemporaryDirectory(prefix="mindzoo-node-") as tmp:
+        if _engine(argv) == "torch":  # the torch engine reads the MINDZOO_* variables itself, one process per pod
+            return _torch_node(argv, node, Path(tmp), say, publish, publish_rank)
+        return _mindspore_node(argv, node, workers, Path(tmp), say, publish, publish_rank)
+
+
+def _mindspore_node(argv: Sequence[str], node: NodeEnv, workers: int, work: Path, say: Callable[[str], None],
+                    publish: Callable[[dict], None] | None,
+                    publish_rank: Callable[[int, dict], None] | None) -> dict:
+    """This pod's MindSpore processes: the scheduler (node 0 only) and ``workers`` workers."""
     from mindzoo.engine.distributed import ENV_LOCAL_RANK, ENV_RESULT
     from mindzoo.engine.training import ENV_LOCAL_WORKERS
 
-    if _engine(argv) == "torch":  # the torch engine reads the MINDZOO_* variables itself, one process per pod
-        return _torch_node(argv, node, say, publish, publish_rank)
     host = resolve(node.master)
     base = {**os.environ, "MS_SCHED_HOST": host, "MS_SCHED_PORT": str(node.port),
             "MS_WORKER_NUM": str(node.nodes * workers), ENV_LOCAL_WORKERS: str(workers), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "mindzoo.cli", *argv]
-    work = Path(tempfile.mkdtemp(prefix="mindzoo-node-"))
     say(f"node {node.rank}/{node.nodes}: {workers} worker(s), scheduler {node.master} ({host}:{node.port})")
     scheduler = (_start(command, {**base, "MS_ROLE": "MS_SCHED"}, work / "scheduler.log")
                  if node.rank == 0 else None)
@@ -116,12 +125,11 @@ def _engine(argv: Sequence[str]) -> str:
     return argv[argv.index("--engine") + 1] if "--engine" in argv[:-1] else "mindspore"
 
 
-def _torch_node(argv: Sequence[str], node: NodeEnv, say: Callable[[str], None],
+def _torch_node(argv: Sequence[str], node: NodeEnv, work: Path, say: Callable[[str], None],
                 publish: Callable[[dict], None] | None, publish_rank: Callable[[int, dict], None] | None) -> dict:
     """One `mindzoo train --engine torch` process (engine/torch/cluster.py: rank = node rank)."""
     from mindzoo.engine.torch.launch import ENV_RESULT_DIR
 
-    work = Path(tempfile.mkdtemp(prefix="mindzoo-node-"))
     say(f"node {node.rank}/{node.nodes}: 1 torch process, master {node.master}:{node.port}")
     proc = _start([sys.executable, "-m", "mindzoo.cli", *argv], {**os.environ, ENV_RESULT_DIR: str(work)}, None)
     try:

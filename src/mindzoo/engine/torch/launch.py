@@ -5,7 +5,8 @@ signature, same results): ``python -m torch.distributed.run --nproc-per-node N
 -m mindzoo.cli train ...`` with rank 0 as the master on 127.0.0.1. Each rank
 writes its result (weights digest, rank 0's step outputs) to
 ``$MINDZOO_RESULT_DIR/rank<r>.json``. Every rank's output goes to its own log
-under a temporary folder; rank 0's is echoed with a ``[rank0]`` prefix, and a
+under a temporary folder (kept when a rank fails, removed after a success);
+rank 0's is echoed with a ``[rank0]`` prefix, and a
 failure is reported as the failing rank's own ``error:`` line, not torchrun's
 traceback. This module imports no torch (the launching process needs none).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,7 +60,9 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
         tee.join(timeout=5)
     if code != 0:
         raise _failure(work, code)
-    return [_result(work / f"rank{rank}.json") for rank in range(workers)]
+    results = [_result(work / f"rank{rank}.json") for rank in range(workers)]
+    shutil.rmtree(work, ignore_errors=True)
+    return results
 
 
 def _die_with_parent() -> None:
