@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from components import images  # noqa: E402 - the single source of image names
+from mindzoo.datasets import DIGITS_TRAINING  # noqa: E402
 from mindzoo.infer.report import parse_acc  # noqa: E402
 from mindzoo.kfp_io import follow_pointer  # noqa: E402
 
@@ -142,7 +143,9 @@ def test_a_torch_run_fine_tuned_from_the_registered_model_passes_the_gate(run, s
 
     model = _artifact(run["outputs"], "export", "model")["metadata"]
     registered = f"models:/{model['registered_model']}/{model['registered_version']}"
-    proc = stack.cli("pipeline", "run-local", "--root", str(tmp_path_factory.mktemp("finetune")),
+    # Two epochs, not the twelve from scratch: training starts from a model that already passes the gate.
+    overrides = ",".join(("epochs=2", *DIGITS_TRAINING.overrides(epochs=False)))
+    proc = stack.cli("pipeline", "run-local", "--root", str(tmp_path_factory.mktemp("finetune")), "--set", overrides,
                      "--param", f"init_from={registered}", "--param", "engine=torch", check=False, timeout=1200)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     acc = _acc_log([line for line in proc.stdout.splitlines() if line.strip()])
@@ -153,6 +156,7 @@ def test_a_torch_run_fine_tuned_from_the_registered_model_passes_the_gate(run, s
     (train,) = client.search_runs(experiments, f"tags.pipeline_run_id = '{run_id}' and tags.`mindzoo.step` = 'train'")
     assert train.data.params["init_from"] == registered
     assert train.data.params["engine"] == "torch"
+    assert train.data.params["recipe.epochs"] == "2"
 
 
 def test_a_failing_task_fails_the_local_run_with_one_error_line(stack, tmp_path):
