@@ -12,10 +12,13 @@ from typing import Optional
 from kfp import dsl, kubernetes
 
 from components import images
+from mindzoo.launcher.train import ENV_MLFLOW_SECRET
 from mindzoo.pipeline.config import PipelineConfig
 
 # Env var names the steps read (mindzoo.endpoints); the chart's pipeline-defaults ConfigMap uses them as keys.
 CONFIG_MAP_ENV = ("MINDZOO_S3_ENDPOINT", "MINDZOO_S3_SECURE", "MLFLOW_TRACKING_URI")
+# Secret key -> env var of MLflow's basic-auth credentials (the chart's <release>-mlflow-auth).
+MLFLOW_AUTH_ENV = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"}
 PVC_MOUNT = "/mnt/mindzoo"
 # Which device pool and image a train device uses.
 TRAIN_POOLS = {"gpu": "gpu", "ascend": "ascend910"}
@@ -53,6 +56,11 @@ def step(task: dsl.PipelineTask, cfg: PipelineConfig, *, io_bound: bool = False,
     kubernetes.use_secret_as_env(task, cfg.s3_secret, {cfg.s3_access_key_key: "AWS_ACCESS_KEY_ID",
                                                        cfg.s3_secret_key_key: "AWS_SECRET_ACCESS_KEY"})
     kubernetes.use_config_map_as_env(task, cfg.defaults_config_map, {k: k for k in CONFIG_MAP_ENV}, optional=True)
+    if cfg.mlflow_secret:
+        # MLflow's standard client variables; optional, so tasks start where MLflow runs without auth. The
+        # distributed launcher hands the same Secret to its workers (mindzoo.launcher.train.mlflow_auth_keys).
+        kubernetes.use_secret_as_env(task, cfg.mlflow_secret, MLFLOW_AUTH_ENV, optional=True)
+        task.set_env_variable(ENV_MLFLOW_SECRET, cfg.mlflow_secret)
     if cfg.data_pvc:
         kubernetes.mount_pvc(task, cfg.data_pvc, PVC_MOUNT)
     if io_bound and cfg.retries:

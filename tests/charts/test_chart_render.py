@@ -109,7 +109,8 @@ def test_no_password_can_be_given_in_values(chart, key):
 def test_generated_secrets_are_random_and_not_from_values(chart):
     first, second = render(chart, None), render(chart, None)
     values_text = (CHART / "values.yaml").read_text()
-    expected = {"rel-mindzoo-minio": {"accesskey": 20, "secretkey": 40}, "rel-mindzoo-postgresql": {"password": 32}}
+    expected = {"rel-mindzoo-minio": {"accesskey": 20, "secretkey": 40}, "rel-mindzoo-postgresql": {"password": 32},
+                "rel-mindzoo-minio-tasks": {"accesskey": 20, "secretkey": 40}}
     secrets = {s["metadata"]["name"]: s for s in by_kind(first, "Secret")}
     assert set(secrets) == set(expected)
     again = {s["metadata"]["name"]: s for s in by_kind(second, "Secret")}
@@ -125,7 +126,8 @@ def test_generated_secrets_are_random_and_not_from_values(chart):
 
 def test_external_and_existing_secrets_render_no_secret(chart):
     assert by_kind(render(chart, "external-values.yaml"), "Secret") == []
-    docs = render(chart, None, {"minio": {"auth": {"existingSecret": "my-minio"}},
+    docs = render(chart, None, {"minio": {"auth": {"existingSecret": "my-minio"},
+                                          "tasksUser": {"existingSecret": "my-tasks"}},
                                 "postgresql": {"auth": {"existingSecret": "my-db"}}})
     assert by_kind(docs, "Secret") == []
     minio_env = env_of(one(docs, "StatefulSet", "-minio")["spec"]["template"]["spec"]["containers"][0])
@@ -279,7 +281,7 @@ def test_bundled_minio(chart):
     defaults = one(docs, "ConfigMap", "-pipeline-defaults")["data"]
     assert defaults["MINDZOO_S3_ENDPOINT"] == "rel-mindzoo-minio.ml.svc.cluster.local:9000"
     assert defaults["MINDZOO_S3_SECURE"] == "false"
-    assert defaults["MINDZOO_S3_SECRET"] == "rel-mindzoo-minio"
+    assert defaults["MINDZOO_S3_SECRET"] == "rel-mindzoo-minio-tasks"  # the scoped user's, not root's
 
 
 def test_external_s3_replaces_minio(chart):
@@ -353,7 +355,8 @@ def test_setup_job_is_a_hook_that_skips_kfp_when_unconfigured(chart):
     script = one(docs, "ConfigMap", "-setup")["data"]["setup.py"]
     assert script == (CHART / "files" / "setup.py").read_text()
     assert one(docs, "ConfigMap", "-pipelines")["data"] == {}
-    assert not [d for d in render(chart, None, {"setup": {"enabled": False}}) if "-setup" in d["metadata"]["name"]]
+    off = render(chart, None, {"setup": {"enabled": False}, "minio": {"tasksUser": {"enabled": False}}})
+    assert not [d for d in off if "-setup" in d["metadata"]["name"]]
 
 
 def test_setup_job_uploads_configured_pipelines(chart):

@@ -196,6 +196,57 @@ def test_a_rejected_pipeline_fails_the_job(stack, kfp_server, tmp_path):
     assert proc.returncode != 0 and "HTTP 400" in proc.stderr
 
 
+def test_creates_a_scoped_user_that_reaches_only_the_data_bucket(stack):
+    """The user tasks and workers run as in bundled mode, created on the real MinIO with root keys: it reads,
+    writes, lists and deletes in the data bucket and is refused everything else; a re-run (an upgrade) with a
+    new secret key succeeds and the old key stops working."""
+    import io
+
+    from minio import Minio, MinioAdmin
+    from minio.credentials import StaticProvider
+    from minio.error import MinioAdminException, S3Error
+
+    suffix = uuid.uuid4().hex[:6]
+    data, other = f"data-{suffix}", f"mlflow-{suffix}"
+    user, first_key, second_key = f"tasks-{suffix}", uuid.uuid4().hex, uuid.uuid4().hex
+    env = s3_env(stack, MINDZOO_BUCKETS=f"{other},{data}", SCOPED_ACCESS_KEY=user, SCOPED_SECRET_KEY=first_key,
+                 SCOPED_BUCKETS=data, SCOPED_POLICY=f"tasks-{suffix}")
+    created = run_setup(env)
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert f"policy tasks-{suffix} on {data}" in created.stdout and first_key not in created.stdout
+    upgraded = run_setup({**env, "SCOPED_SECRET_KEY": second_key})
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+
+    scoped = Minio(stack.s3_endpoint, user, second_key, secure=False)
+    scoped.put_object(data, "steps/ok.txt", io.BytesIO(b"ok"), 2)
+    assert scoped.get_object(data, "steps/ok.txt").read() == b"ok"
+    assert scoped.bucket_exists(data)
+    assert [o.object_name for o in scoped.list_objects(data, "steps/")] == ["steps/ok.txt"]
+    scoped.remove_object(data, "steps/ok.txt")
+    refused = {"put in the MLflow bucket": lambda: scoped.put_object(other, "x", io.BytesIO(b"x"), 1),
+               "list the MLflow bucket": lambda: list(scoped.list_objects(other)),
+               "create a bucket": lambda: scoped.make_bucket(f"new-{suffix}"),
+               "delete the data bucket": lambda: scoped.remove_bucket(data)}
+    for what, action in refused.items():
+        with pytest.raises(S3Error) as denied:
+            action()
+        assert denied.value.code == "AccessDenied", what
+    with pytest.raises(MinioAdminException, match="AccessDenied"):
+        MinioAdmin(endpoint=stack.s3_endpoint, credentials=StaticProvider(user, second_key), secure=False).user_list()
+    with pytest.raises(S3Error) as stale:
+        Minio(stack.s3_endpoint, user, first_key, secure=False).bucket_exists(data)
+    assert stale.value.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+def test_the_scoped_user_is_skipped_in_external_mode_and_refused_without_root_keys(stack):
+    skipped = run_setup(s3_env(stack, MINDZOO_BUCKETS=""))
+    assert skipped.returncode == 0 and "no scoped object-store user to create" in skipped.stdout
+    proc = run_setup(s3_env(stack, AWS_SECRET_ACCESS_KEY="wrong", MINDZOO_BUCKETS="", SCOPED_ACCESS_KEY="tasks-x",
+                            SCOPED_SECRET_KEY="k" * 20, SCOPED_BUCKETS="mindzoo"))
+    assert proc.returncode != 0 and "creating the scoped user" in proc.stderr, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 # ------------------------------------------------- the `helm test` programs
 
 def helm_test_program(chart, name: str) -> str:
@@ -205,17 +256,31 @@ def helm_test_program(chart, name: str) -> str:
 
 def test_the_helm_test_programs_pass_against_the_real_mlflow_and_minio(chart, stack):
     """The programs the chart's test pods run, run here against the local stack's
-    MLflow 3.17.2 (its Host-header check on) and MinIO, with the same environment."""
+    MLflow 3.17.2 (its Host-header check on) and MinIO, with the same environment; the
+    object-store one as the scoped tasks' user (bundled mode) and with root-like keys (external)."""
     mlflow = subprocess.run([sys.executable, "-c", helm_test_program(chart, "test-mlflow")], capture_output=True,
                             text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp",
                                                          "MLFLOW_TRACKING_URI": stack.mlflow_uri})
     assert mlflow.returncode == 0, mlflow.stdout + mlflow.stderr
     assert "MLflow OK" in mlflow.stdout
-    store = subprocess.run([sys.executable, "-c", helm_test_program(chart, "test-object-store")],
-                           capture_output=True, text=True, timeout=120,
-                           env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "BUCKETS": "mlflow,mindzoo",
-                                "MLFLOW_S3_ENDPOINT_URL": f"http://{stack.s3_endpoint}",
-                                "AWS_ACCESS_KEY_ID": stack.access_key, "AWS_SECRET_ACCESS_KEY": stack.secret_key,
-                                "AWS_DEFAULT_REGION": "us-east-1"})
-    assert store.returncode == 0, store.stdout + store.stderr
-    assert "object store OK" in store.stdout
+    # As the chart runs it by default: with the scoped tasks' user the setup program creates.
+    user, key = f"helm-test-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    created = run_setup(s3_env(stack, MINDZOO_BUCKETS="", SCOPED_ACCESS_KEY=user, SCOPED_SECRET_KEY=key,
+                               SCOPED_BUCKETS="mindzoo", SCOPED_POLICY="helm-test-tasks"))
+    assert created.returncode == 0, created.stdout + created.stderr
+    def object_store_pod(scoped: str, access_key: str, secret_key: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", helm_test_program(chart, "test-object-store")],
+                              capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "BUCKETS": "mlflow,mindzoo",
+                                   "SCOPED": scoped, "MLFLOW_S3_ENDPOINT_URL": f"http://{stack.s3_endpoint}",
+                                   "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
+                                   "AWS_DEFAULT_REGION": "us-east-1"})
+
+    for scoped, keys in (("true", (user, key)), ("false", (stack.access_key, stack.secret_key))):
+        store = object_store_pod(scoped, *keys)
+        assert store.returncode == 0, store.stdout + store.stderr
+        assert "object store OK" in store.stdout
+        assert ("mlflow refused" in store.stdout) == (scoped == "true"), store.stdout
+    # The root keys given where the scoped user's belong: the pod notices the policy is missing.
+    loose = object_store_pod("true", stack.access_key, stack.secret_key)
+    assert loose.returncode != 0 and "its policy is not applied" in loose.stderr

@@ -52,18 +52,20 @@ def _build(tools: Tools, what: str, argv: list[str]) -> None:
 
 
 def _wheelhouse() -> Path:
-    """MLflow's wheels for the image (the versions requirements/control.txt pins), downloaded once."""
+    """MLflow's wheels for the image (the versions requirements/control.txt pins), downloaded again when the
+    pins or the list of what the image installs change."""
     pins = (ROOT / "requirements" / "control.txt").read_text()
     wheels = cache_bin().parent / "wheels" / "mlflow-image"
     stamp = wheels / ".lock"
-    want = hashlib.sha256(pins.encode()).hexdigest()[:16]
     mlflow = next(line.split("==")[1] for line in pins.splitlines() if line.startswith("mlflow=="))
+    wanted = [f"mlflow[auth]=={mlflow}", "boto3", "minio", "psycopg2-binary==2.9.13", "setuptools", "wheel"]
+    want = hashlib.sha256((pins + " ".join(wanted)).encode()).hexdigest()[:16]
     if stamp.is_file() and stamp.read_text() == want:
         return wheels
     wheels.mkdir(parents=True, exist_ok=True)
     run([ROOT / ".venv-control" / "bin" / "python", "-m", "pip", "download", "-q", "--only-binary=:all:",
-         "-d", wheels, "-c", ROOT / "requirements" / "control.txt", f"mlflow=={mlflow}", "boto3",
-         "psycopg2-binary==2.9.13", "setuptools", "wheel"], "downloading MLflow's wheelhouse", timeout=1200)
+         "-d", wheels, "-c", ROOT / "requirements" / "control.txt", *wanted], "downloading MLflow's wheelhouse",
+        timeout=1200)
     stamp.write_text(want)
     return wheels
 

@@ -62,7 +62,7 @@ def test_upgrade_keeps_the_generated_secrets(cluster):
     ns = cluster.create_namespace("upgrade")
     cluster.helm("install", "rel", str(CHART), "-n", ns, "--wait", "--timeout", "4m")
     before = secret_data(cluster, ns, "rel")
-    assert set(before) == {"rel-mindzoo-minio", "rel-mindzoo-postgresql"}
+    assert set(before) == {"rel-mindzoo-minio", "rel-mindzoo-minio-tasks", "rel-mindzoo-postgresql"}
     assert len(base64.b64decode(before["rel-mindzoo-postgresql"]["password"])) == 32
     cluster.helm("upgrade", "rel", str(CHART), "-n", ns, "--set", "mlflow.workers=3", "--wait", "--timeout", "4m")
     cluster.helm("upgrade", "rel", str(CHART), "-n", ns, "-f", str(CHART / "ci" / "networkpolicy-values.yaml"),
@@ -95,7 +95,7 @@ def test_uninstall_removes_what_the_chart_created(cluster, claims):
     (left,) = cluster.wait_for("the release's objects to go", only_kept_left, 90)
     if claims == "Retain":  # the data, and the generated credentials that open it (resource-policy: keep)
         assert left == {"PersistentVolumeClaim": ["data-rel-mindzoo-minio-0", "data-rel-mindzoo-postgresql-0"],
-                        "Secret": ["rel-mindzoo-minio", "rel-mindzoo-postgresql"]}
+                        "Secret": ["rel-mindzoo-minio", "rel-mindzoo-minio-tasks", "rel-mindzoo-postgresql"]}
     else:
         cluster.wait_for("the claims to go", lambda: not owned(cluster, ns, "rel"), 90)
     assert cluster.helm("list", "-n", ns, "-q", "--failed", "--pending", "--uninstalling").stdout.strip() == ""

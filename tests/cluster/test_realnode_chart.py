@@ -37,7 +37,8 @@ def _all_ready(real_cluster, ns: str, release: str) -> bool:
         any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []) for p in pods)
 
 
-def _mlflow(real_cluster, ns: str, path: str, body: dict | None = None, service: str = "mindzoo-mlflow") -> dict:
+def _mlflow(real_cluster, ns: str, path: str, body: dict | None = None, service: str = "mindzoo-mlflow",
+            login: dict[str, str] | None = None) -> dict:
     """Call MLflow's REST API through its ClusterIP, as a pod would (the host routes Services to the node).
     Retried for a while, as a client would: just after MLflow's pod turns Ready, kube-proxy may not have
     programmed the Service's rules yet (the node answers "unreachable" or "refused")."""
@@ -46,7 +47,8 @@ def _mlflow(real_cluster, ns: str, path: str, body: dict | None = None, service:
     def call():
         request = urllib.request.Request(f"http://{service.cluster_ip}:{service.ports[0].port}{path}",
                                          data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"Content-Type": "application/json", "Host": "localhost"})
+                                         headers={"Content-Type": "application/json", "Host": "localhost",
+                                                  **(login or {})})
         try:
             with urllib.request.urlopen(request, timeout=20) as response:
                 return (json.loads(response.read() or b"{}"),)
@@ -82,6 +84,8 @@ def test_helm_test_runs_its_pods_for_real_and_they_pass(real_cluster, real_relea
                             timeout=300).stdout
     assert len(re.findall(r"Phase:\s+Succeeded", out)) == 2, out
     assert "MLflow OK at http://mindzoo-mlflow." in out, out  # printed by the test pod itself
+    # The object-store pod ran as the tasks' scoped MinIO user, which the setup Job created on the real MinIO.
+    assert "as the scoped tasks' user: mindzoo write/read/delete; mlflow refused" in out, out
 
 
 def test_helm_test_fails_when_mlflows_database_secret_is_wrong(real_cluster, real_release):
@@ -116,15 +120,32 @@ def test_upgrade_keeps_data_and_secrets(real_cluster, real_release):
     assert found["experiment"]["name"] == "kept-across-upgrade"  # the database kept its data
 
 
+def _basic_auth(real_cluster, ns: str, secret: str) -> dict[str, str]:
+    data = real_cluster.core().read_namespaced_secret(secret, ns).data
+    user, password = (base64.b64decode(data[k]).decode() for k in ("username", "password"))
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 def test_uninstall_leaves_only_what_the_chart_documents(real_cluster, real_release):
-    """Last in this module: a second release in its own namespace, installed, tested, removed - and installed
-    again on what the first left, which must still open it (kept Secrets, retained data)."""
+    """Last in this module: a second release in its own namespace, with MLflow's basic auth on (mlflow.auth),
+    installed, tested (the test pods log in), removed - and installed again on what the first left, which must
+    still open it (kept Secrets, retained data: the admin the first install created in PostgreSQL still logs
+    in with the kept password)."""
     ns = real_cluster.create_namespace("mindzoo-uninstall")
     real_cluster.add_host_path_volumes(2)
-    real_cluster.helm("install", "gone", str(CHART), "-n", ns, "--wait", "--timeout", "6m", timeout=480)
-    real_cluster.helm("test", "gone", "-n", ns, "--timeout", "4m", timeout=300)
+    real_cluster.helm("install", "gone", str(CHART), "-n", ns, "--set", "mlflow.auth.enabled=true", "--wait",
+                      "--timeout", "6m", timeout=480)
+    tested = real_cluster.helm("test", "gone", "-n", ns, "--logs", "--timeout", "4m", timeout=300).stdout
+    assert "basic auth (as mindzoo)" in tested and "mlflow refused" in tested, tested  # printed by the test pods
+    login = _basic_auth(real_cluster, ns, "gone-mindzoo-mlflow-auth")
     experiment = _mlflow(real_cluster, ns, "/api/2.0/mlflow/experiments/create", {"name": "kept-across-reinstall"},
-                         service="gone-mindzoo-mlflow")["experiment_id"]
+                         service="gone-mindzoo-mlflow", login=login)["experiment_id"]
+    service = real_cluster.core().read_namespaced_service("gone-mindzoo-mlflow", ns).spec
+    anonymous = urllib.request.Request(f"http://{service.cluster_ip}:{service.ports[0].port}"
+                                       f"/api/2.0/mlflow/experiments/get?experiment_id={experiment}",
+                                       headers={"Host": "localhost"})
+    with pytest.raises(urllib.error.HTTPError, match="401"):  # reachable (above), but not without a login
+        urllib.request.urlopen(anonymous, timeout=20)
     secrets = secret_data(real_cluster, ns, "gone")
     real_cluster.helm("uninstall", "gone", "-n", ns, "--wait", "--timeout", "3m")
 
@@ -136,12 +157,14 @@ def test_uninstall_leaves_only_what_the_chart_documents(real_cluster, real_relea
     # charts/mindzoo/README.md: uninstall keeps the StatefulSets' data claims (whenDeleted: Retain) and the
     # generated credentials that open them (helm.sh/resource-policy: keep).
     assert left == {"PersistentVolumeClaim": ["data-gone-mindzoo-minio-0", "data-gone-mindzoo-postgresql-0"],
-                    "Secret": ["gone-mindzoo-minio", "gone-mindzoo-postgresql"]}
+                    "Secret": ["gone-mindzoo-minio", "gone-mindzoo-minio-tasks", "gone-mindzoo-mlflow-auth",
+                               "gone-mindzoo-postgresql"]}
     assert real_cluster.core().list_namespaced_pod(ns).items == []
     # Installed again: the kept Secrets are read back, PostgreSQL's retained data opens with them.
-    real_cluster.helm("install", "gone", str(CHART), "-n", ns, "--wait", "--timeout", "6m", timeout=480)
+    real_cluster.helm("install", "gone", str(CHART), "-n", ns, "--set", "mlflow.auth.enabled=true", "--wait",
+                      "--timeout", "6m", timeout=480)
     assert secret_data(real_cluster, ns, "gone") == secrets
     found = _mlflow(real_cluster, ns, f"/api/2.0/mlflow/experiments/get?experiment_id={experiment}",
-                    service="gone-mindzoo-mlflow")
+                    service="gone-mindzoo-mlflow", login=login)
     assert found["experiment"]["name"] == "kept-across-reinstall"
     real_cluster.helm("uninstall", "gone", "-n", ns, "--wait", "--timeout", "3m")

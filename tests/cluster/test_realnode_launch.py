@@ -41,6 +41,11 @@ def _store_env(real_release) -> dict[str, str]:
             "AWS_SECRET_ACCESS_KEY": m["secret_key"], "MINDZOO_STATE_DIR": "/nonexistent-no-local-stack"}
 
 
+def tasks_secret(real_release) -> str:
+    """The chart's scoped MinIO user for tasks and workers (not the root keys): what every pod below runs as."""
+    return real_release["defaults"]["MINDZOO_S3_SECRET"]
+
+
 @pytest.fixture(scope="module")
 def digits(real_release, tmp_path_factory) -> str:
     """The bundled digits, converted by the real preprocess step into the in-cluster MinIO; its s3:// prefix."""
@@ -72,7 +77,8 @@ def launch(real_release, kubeconfig: Path, dataset: str, run_id: str, *extra: st
     argv = [str(CONTROL), "launch", "train", "--dataset", dataset, "--output", f"s3://{BUCKET}/runs",
             "--run-id", run_id, *DIGITS_TRAINING.argv(epochs=False), "--set", "epochs=1",
             "--steps-per-epoch", str(steps), "--no-final-eval", "--no-tracking-enabled", "--device", "cpu",
-            "--launch-nodes", "2", "--launch-pools", json.dumps(pools), "--launch-s3-secret", "mindzoo-minio",
+            "--launch-nodes", "2", "--launch-pools", json.dumps(pools),
+            "--launch-s3-secret", tasks_secret(real_release),
             "--launch-cpu", "100m", "--launch-memory", "3Gi", "--launch-timeout", "900", *extra]
     env = {**_store_env(real_release), "KUBECONFIG": str(kubeconfig)}
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -123,7 +129,8 @@ def test_the_train_distributed_component_runs_as_a_task_pod_and_trains_on_two_po
         "exec-train-distributed"]["container"]
     assert container["image"] == CPU
     training = DIGITS_TRAINING
-    parameters = {"nodes": 2, "launch_pools": json.dumps({"cpu": {"image": CPU}}), "s3_secret": "mindzoo-minio",
+    parameters = {"nodes": 2, "launch_pools": json.dumps({"cpu": {"image": CPU}}),
+                  "s3_secret": tasks_secret(real_release),
                   "launch_timeout": 900, "launch_cpu": "100m", "launch_memory": "3Gi", "recipe": training.recipe,
                   "input_size": training.input_size, "set": ",".join(("epochs=1", *training.overrides(epochs=False))),
                   "output": f"s3://{BUCKET}/runs", "run_id": run_id, "steps_per_epoch": 4, "device": "cpu",
@@ -137,7 +144,7 @@ def test_the_train_distributed_component_runs_as_a_task_pod_and_trains_on_two_po
             for name, kind in (("checkpoint", "system.Model"), ("metrics", "system.Metrics"))}}}
     argv = replace_placeholders([*container["command"], *container["args"]], executor_input, "pipeline", "train",
                                 "/kfp/root", "run-1")
-    secret = {"name": "mindzoo-minio"}
+    secret = {"name": tasks_secret(real_release)}
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": "task-train-distributed", "labels": {"pipelines.kubeflow.org/v2_component": "true"}},
         "spec": {

@@ -53,6 +53,22 @@ def test_pods_run_the_node_command_with_the_same_train_flags_and_no_credentials(
     assert env["MINDZOO_S3_ENDPOINT"]["value"] == "minio:9000"
 
 
+def test_workers_get_mlflows_credentials_from_the_secret_the_task_got_them_from(monkeypatch):
+    monkeypatch.setenv("MINDZOO_MLFLOW_SECRET", "mindzoo-mlflow-auth")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    # The task's optional Secret is missing (MLflow without auth): workers name no Secret they could not start on.
+    assert not [k for k in spec().secret_keys if k.env.startswith("MLFLOW_")]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "mindzoo")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-in-the-task-pod")
+    container = job_manifest(spec())["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MLFLOW_TRACKING_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "mindzoo-mlflow-auth",
+                                                                            "key": "username"}
+    assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "mindzoo-mlflow-auth",
+                                                                            "key": "password"}
+    assert "s3cret-in-the-task-pod" not in json.dumps(container)  # the value never travels in the Job
+
+
 def test_job_names_are_dns_labels_unique_per_run():
     names = {job_name(r) for r in ("run-1", "run_1", "RUN-1", "x" * 100, "a" * 100)}
     assert len(names) == 5 and all(len(n) <= 47 and n == n.lower() for n in names)

@@ -128,8 +128,15 @@ def test_credentials_come_only_from_the_secret(name, tmp_path):
             "secretName": "mlpipeline-minio-artifact", "optional": False,
             "secretNameParameter": {"runtimeValue": {"constant": "mlpipeline-minio-artifact"}},
             "keyToEnv": [{"secretKey": "accesskey", "envVar": "AWS_ACCESS_KEY_ID"},
-                         {"secretKey": "secretkey", "envVar": "AWS_SECRET_ACCESS_KEY"}]}], label
+                         {"secretKey": "secretkey", "envVar": "AWS_SECRET_ACCESS_KEY"}]}, {
+            # MLflow's basic-auth login (chart: mlflow.auth); optional, tasks start where MLflow has no auth.
+            "secretName": "mindzoo-mlflow-auth", "optional": True,
+            "secretNameParameter": {"runtimeValue": {"constant": "mindzoo-mlflow-auth"}},
+            "keyToEnv": [{"secretKey": "username", "envVar": "MLFLOW_TRACKING_USERNAME"},
+                         {"secretKey": "password", "envVar": "MLFLOW_TRACKING_PASSWORD"}]}], label
         assert config["configMapAsEnv"][0]["optional"] is True
+    off, platform, _ = compile_docs(name, tmp_path / "off", mlflow_secret="")
+    assert all(len(config["secretAsEnv"]) == 1 for config in platform.values())
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert not [p for p in params if re.search(r"key|secret|password|token|credential", p)]
 
@@ -148,7 +155,7 @@ def test_the_distributed_branch_launches_worker_pods_on_the_device_pool(tmp_path
     assert pools["ascend"]["tolerations"] == ["huawei.com/Ascend910"]
     assert pools["gpu"]["resource"] == "nvidia.com/gpu" and pools["cpu"]["resource"] == ""
     _, task = tasks_by_executor(spec)[label]
-    assert task["inputs"]["parameters"]["s3_secret"]["runtimeValue"]["constant"] == "mindzoo-minio"
+    assert task["inputs"]["parameters"]["s3_secret"]["runtimeValue"]["constant"] == "mindzoo-minio-tasks"
     condition = next(t for t in spec["root"]["dag"]["tasks"].values() if "condition-branches" in
                      t["componentRef"]["name"] and "train" in json.dumps(spec["components"][t["componentRef"]["name"]]))
     assert condition  # train's four branches are one If/Elif/Else group merged by OneOf

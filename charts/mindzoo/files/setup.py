@@ -3,13 +3,19 @@
 
 1. Creates the object-store buckets (``MINDZOO_BUCKETS``, comma-separated) that
    do not exist yet, on the bundled MinIO or an external S3 endpoint.
-2. When a KFP endpoint is configured (``KFP_ENDPOINT``), uploads every compiled
+2. On the bundled MinIO (``SCOPED_ACCESS_KEY`` set), creates or updates the scoped
+   user pipeline tasks and workers run as: its keys from ``SCOPED_ACCESS_KEY`` /
+   ``SCOPED_SECRET_KEY``, one policy (``SCOPED_POLICY``) allowing object reads,
+   writes, deletes and listing in ``SCOPED_BUCKETS`` only. Re-running puts the same
+   policy, keys and mapping back, so every upgrade repairs drift.
+3. When a KFP endpoint is configured (``KFP_ENDPOINT``), uploads every compiled
    pipeline ``<name>.yaml`` in ``PIPELINES_DIR``: a new pipeline the first time,
    a new pipeline version (``<PIPELINE_VERSION>-<sha256[:10]>``) on every
    later install/upgrade. Without an endpoint it says so and does nothing.
 
-Runs in the MLflow image (Python, boto3, requests); no kfp package needed, it
-speaks KFP's v2beta1 REST API. Connection failures and 5xx answers are retried
+Runs in the MLflow image (Python, boto3, requests, minio); no kfp package needed,
+it speaks KFP's v2beta1 REST API. MinIO's admin API (encrypted request bodies) is
+spoken by the ``minio`` package's ``MinioAdmin``. Connection failures and 5xx answers are retried
 until ``SETUP_TIMEOUT`` seconds have passed (the bundled MinIO may still be
 starting); any other error (wrong credentials, a rejected pipeline) fails at
 once with the server's message.
@@ -94,6 +100,63 @@ def ensure_buckets(deadline: float) -> None:
 
     for bucket in buckets:
         log(f"bucket {bucket}: {retry(f'bucket {bucket} at {endpoint}', lambda b=bucket: ensure(b), deadline)}")
+
+
+# ---------------------------------------------------------- scoped MinIO user
+
+#: Bucket-level and object-level actions the steps use (minio-py: bucket_exists, list_objects,
+#: stat/get/put/remove_object, multipart uploads of large shards); nothing that creates, deletes
+#: or reconfigures a bucket, and no admin action.
+BUCKET_ACTIONS = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
+OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                  "s3:ListMultipartUploadParts"]
+
+
+def scoped_policy(buckets: list[str]) -> dict:
+    """The IAM policy of the tasks' user: objects in ``buckets`` and nothing else."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": BUCKET_ACTIONS, "Resource": [f"arn:aws:s3:::{b}" for b in buckets]},
+        {"Effect": "Allow", "Action": OBJECT_ACTIONS, "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets]},
+    ]}
+
+
+def ensure_scoped_user(deadline: float) -> None:
+    access_key, secret_key = env("SCOPED_ACCESS_KEY"), env("SCOPED_SECRET_KEY")
+    if not access_key:
+        log("no scoped object-store user to create (objectStore.mode=external: tasks use the given Secret)")
+        return
+    buckets = [b.strip() for b in env("SCOPED_BUCKETS").split(",") if b.strip()]
+    if not (secret_key and buckets):
+        raise SystemExit("mindzoo-setup: SCOPED_SECRET_KEY and SCOPED_BUCKETS must be set with SCOPED_ACCESS_KEY")
+    import urllib3
+    from minio import MinioAdmin
+    from minio.credentials import StaticProvider
+    from minio.error import MinioAdminException
+
+    endpoint = env("S3_ENDPOINT")
+    policy = env("SCOPED_POLICY", "mindzoo-tasks")
+    # No retries inside urllib3: retry() below owns the schedule and the deadline.
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=30), retries=False)
+    admin = MinioAdmin(endpoint=endpoint.split("://", 1)[-1], secure=endpoint.startswith("https://"),
+                       credentials=StaticProvider(env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")),
+                       http_client=http)
+
+    def ensure() -> None:
+        try:
+            admin.policy_add(policy, policy=scoped_policy(buckets))  # replaces an older version
+            admin.user_add(access_key, secret_key)  # (re)sets the key of an existing user
+            admin.policy_set(policy, user=access_key)  # the user's only policy, idempotently
+        except urllib3.exceptions.HTTPError as exc:
+            raise Retryable(f"{endpoint} does not answer ({exc.__class__.__name__})") from exc
+        except MinioAdminException as exc:
+            code = str(getattr(exc, "_code", ""))
+            if code.startswith("5"):
+                raise Retryable(f"HTTP {code} from {endpoint}") from exc
+            raise SystemExit(f"mindzoo-setup: creating the scoped user at {endpoint}: {exc} "
+                             "(the setup Job needs MinIO's root credentials)")
+
+    retry(f"scoped user at {endpoint}", ensure, deadline)
+    log(f"scoped user {access_key[:4]}...: policy {policy} on {', '.join(buckets)}")
 
 
 # ------------------------------------------------------------------------- KFP
@@ -196,6 +259,7 @@ def upload_pipelines(deadline: float) -> None:
 def main() -> int:
     deadline = time.monotonic() + float(env("SETUP_TIMEOUT", "300") or 300)
     ensure_buckets(deadline)
+    ensure_scoped_user(deadline)
     upload_pipelines(deadline)
     log("done")
     return 0

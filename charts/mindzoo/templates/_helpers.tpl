@@ -115,14 +115,38 @@ one. (dict "ctx" $ "name" "<secret>" "key" "<key>" "length" 32)
 {{- include "mindzoo.componentName" (dict "ctx" . "component" "minio") -}}
 {{- end -}}
 
-{{/* Secret with the object store's access and secret keys, and its two keys. */}}
-{{- define "mindzoo.s3.secretName" -}}
+{{/*
+Two sets of object-store credentials. The *root* ones (MinIO's root user, or the external
+store's Secret) reach only MinIO itself, MLflow's artifact proxy and the setup Job. The
+*tasks'* ones reach pipeline tasks, the launcher's workers and the object-store test pod: in
+bundled mode with minio.tasksUser.enabled, the scoped user's generated Secret; otherwise the
+root ones. Both Secrets use the same two key names.
+*/}}
+{{- define "mindzoo.s3.rootSecretName" -}}
 {{- if eq .Values.objectStore.mode "external" -}}
 {{- required "objectStore.external.existingSecret is required when objectStore.mode=external (no credentials are taken from values)" .Values.objectStore.external.existingSecret -}}
 {{- else if .Values.minio.auth.existingSecret -}}
 {{- .Values.minio.auth.existingSecret -}}
 {{- else -}}
 {{- include "mindzoo.minio.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when tasks run as the scoped MinIO user (rendered as a string: include returns text). */}}
+{{- define "mindzoo.s3.scopedUser" -}}
+{{- if and (eq .Values.objectStore.mode "minio") .Values.minio.tasksUser.enabled -}}
+{{- if not .Values.setup.enabled -}}
+{{- fail "minio.tasksUser.enabled needs setup.enabled: the setup Job creates the tasks' MinIO user (or set minio.tasksUser.enabled=false to give tasks the root credentials)" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{- define "mindzoo.s3.tasksSecretName" -}}
+{{- if include "mindzoo.s3.scopedUser" . -}}
+{{- .Values.minio.tasksUser.existingSecret | default (include "mindzoo.componentName" (dict "ctx" . "component" "minio-tasks")) -}}
+{{- else -}}
+{{- include "mindzoo.s3.rootSecretName" . -}}
 {{- end -}}
 {{- end -}}
 
@@ -147,22 +171,35 @@ one. (dict "ctx" $ "name" "<secret>" "key" "<key>" "length" 32)
 {{- if eq .Values.objectStore.mode "external" -}}{{ .Values.objectStore.external.region }}{{- else -}}us-east-1{{- end -}}
 {{- end -}}
 
-{{/* AWS_* / MLFLOW_S3_ENDPOINT_URL environment of anything that talks to the store. */}}
-{{- define "mindzoo.s3.env" -}}
+{{/*
+AWS_* / MLFLOW_S3_ENDPOINT_URL environment of anything that talks to the store:
+(dict "ctx" $ "secret" <Secret name>).
+*/}}
+{{- define "mindzoo.s3.envFrom" -}}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
-      name: {{ include "mindzoo.s3.secretName" . }}
-      key: {{ include "mindzoo.s3.accessKeyKey" . }}
+      name: {{ .secret }}
+      key: {{ include "mindzoo.s3.accessKeyKey" .ctx }}
 - name: AWS_SECRET_ACCESS_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ include "mindzoo.s3.secretName" . }}
-      key: {{ include "mindzoo.s3.secretKeyKey" . }}
+      name: {{ .secret }}
+      key: {{ include "mindzoo.s3.secretKeyKey" .ctx }}
 - name: AWS_DEFAULT_REGION
-  value: {{ include "mindzoo.s3.region" . | quote }}
+  value: {{ include "mindzoo.s3.region" .ctx | quote }}
 - name: MLFLOW_S3_ENDPOINT_URL
-  value: {{ include "mindzoo.s3.endpoint" . | quote }}
+  value: {{ include "mindzoo.s3.endpoint" .ctx | quote }}
+{{- end -}}
+
+{{/* ... with the root credentials (MLflow's proxy, the setup Job). */}}
+{{- define "mindzoo.s3.rootEnv" -}}
+{{- include "mindzoo.s3.envFrom" (dict "ctx" . "secret" (include "mindzoo.s3.rootSecretName" .)) -}}
+{{- end -}}
+
+{{/* ... with the tasks' credentials (the object-store test pod proves what tasks can do). */}}
+{{- define "mindzoo.s3.tasksEnv" -}}
+{{- include "mindzoo.s3.envFrom" (dict "ctx" . "secret" (include "mindzoo.s3.tasksSecretName" .)) -}}
 {{- end -}}
 
 {{/* ---------- database ---------- */}}
@@ -263,4 +300,27 @@ these checks as CRITICAL; the chart keeps them, each for a reason:
 */}}
 {{- define "mindzoo.kubeScoreIgnore" -}}
 kube-score/ignore: container-resources,container-image-pull-policy,container-ephemeral-storage-request-and-limit,container-security-context-user-group-id,pod-networkpolicy,statefulset-has-servicename
+{{- end -}}
+
+{{/* ---------- MLflow authentication (mlflow.auth) ---------- */}}
+
+{{/* Secret with the basic-auth admin's username/password and the Flask secret key. */}}
+{{- define "mindzoo.mlflow.authSecretName" -}}
+{{- .Values.mlflow.auth.existingSecret | default (include "mindzoo.componentName" (dict "ctx" . "component" "mlflow-auth")) -}}
+{{- end -}}
+
+{{/* MLFLOW_TRACKING_USERNAME/PASSWORD of MLflow's clients (helm test), when auth is on. */}}
+{{- define "mindzoo.mlflow.clientEnv" -}}
+{{- if .Values.mlflow.auth.enabled }}
+- name: MLFLOW_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mindzoo.mlflow.authSecretName" . }}
+      key: username
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mindzoo.mlflow.authSecretName" . }}
+      key: password
+{{- end }}
 {{- end -}}

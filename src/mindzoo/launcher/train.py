@@ -26,6 +26,8 @@ from mindzoo.launcher.spec import LaunchSpec, SecretKeyEnv, Toleration
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # Passed on to the worker pods as plain values (no credentials among them).
 FORWARDED_ENV = ("MINDZOO_PIPELINE_RUN_ID", "MINDZOO_S3_SECURE", "AWS_DEFAULT_REGION")
+#: Names the Secret of MLflow basic-auth credentials the pipeline gave this task (pipelines/tasks.py).
+ENV_MLFLOW_SECRET = "MINDZOO_MLFLOW_SECRET"
 
 
 def result_uri(output: str, run_id: str) -> Any:
@@ -78,9 +80,21 @@ def build_spec(cfg: Any, launch: Any, storage_cfg: Any, tracking_cfg: Any) -> La
         memory=launch.memory, node_selector=dict(pool.get("node_selector") or {}),
         tolerations=tuple(Toleration(key) for key in pool.get("tolerations") or ()), env=env,
         secret_keys=(SecretKeyEnv("AWS_ACCESS_KEY_ID", launch.s3_secret, launch.s3_access_key_key),
-                     SecretKeyEnv("AWS_SECRET_ACCESS_KEY", launch.s3_secret, launch.s3_secret_key_key)),
+                     SecretKeyEnv("AWS_SECRET_ACCESS_KEY", launch.s3_secret, launch.s3_secret_key_key),
+                     *mlflow_auth_keys(os.environ)),
         service_account=launch.service_account or None, timeout_s=launch.timeout,
         pod_labels=dict(item.split("=", 1) for item in launch.labels), max_disruptions=launch.max_disruptions)
+
+
+def mlflow_auth_keys(environ: Any) -> tuple[SecretKeyEnv, ...]:
+    """MLflow's basic-auth credentials for the worker pods, from the Secret this task got its own from
+    (``$MINDZOO_MLFLOW_SECRET``, set by the pipeline). Only when this pod really has them: the pipeline mounts
+    that Secret as optional, and a worker that named a missing Secret would never start."""
+    secret = environ.get(ENV_MLFLOW_SECRET, "")
+    if not (secret and environ.get("MLFLOW_TRACKING_USERNAME")):
+        return ()
+    return (SecretKeyEnv("MLFLOW_TRACKING_USERNAME", secret, "username"),
+            SecretKeyEnv("MLFLOW_TRACKING_PASSWORD", secret, "password"))
 
 
 def image_digest_env(image: str) -> dict[str, str]:

@@ -46,10 +46,13 @@ class NodePool:
 class PipelineConfig:
     """How `mindzoo pipeline compile` shapes the pipelines for a cluster (baked into the YAML)."""
 
-    s3_secret: str = option("mindzoo-minio", help="Secret holding the object store's keys (the chart's "
-                                                  "<release>-minio; KFP's own: mlpipeline-minio-artifact)")
+    s3_secret: str = option("mindzoo-minio-tasks", help="Secret holding the object store's keys (the chart's "
+                            "scoped <release>-minio-tasks; KFP's own: mlpipeline-minio-artifact)")
     s3_access_key_key: str = option("accesskey", help="Key of the access key in that Secret")
     s3_secret_key_key: str = option("secretkey", help="Key of the secret key in that Secret")
+    mlflow_secret: str = option("mindzoo-mlflow-auth", help="Secret with MLflow basic-auth credentials (keys "
+                                "username, password; the chart's <release>-mlflow-auth with mlflow.auth on); "
+                                "optional: without it tasks call MLflow anonymously. '' leaves it out")
     defaults_config_map: str = option("mindzoo-pipeline-defaults", help="ConfigMap of endpoints (the chart's "
                                       "<release>-pipeline-defaults; optional: tasks start without it)")
     ascend910_resource: str = option("huawei.com/Ascend910", help="Extended resource of Ascend 910 training")
@@ -78,6 +81,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         for key in ("s3_secret", "defaults_config_map"):
             check(bool(_NAME.match(getattr(self, key))), key, f"not a Kubernetes name: {getattr(self, key)!r}")
+        check(not self.mlflow_secret or bool(_NAME.match(self.mlflow_secret)), "mlflow_secret",
+              f"not a Kubernetes name: {self.mlflow_secret!r}")
         check(bool(self.s3_access_key_key and self.s3_secret_key_key), "s3_access_key_key", "must not be empty")
         for name in POOLS:
             check(bool(getattr(self, f"{name}_resource").strip()), f"{name}_resource", "must not be empty")

@@ -20,13 +20,23 @@ def start(cfg: StackConfig, s3_url: str) -> process.Service:
     root = state.root() / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     log = state.logs_dir() / "mlflow.log"
+    argv, env = command(cfg.host, cfg.mlflow_port, f"sqlite:///{root / 'mlflow.db'}", s3_url, creds)
+    pid = process.spawn(argv, log, env=env)
     url = f"http://{cfg.host}:{cfg.mlflow_port}"
+    return process.Service(NAME, pid, url, f"{url}/health", str(log))
+
+
+def command(host: str, port: int, backend_uri: str, s3_url: str, creds: dict[str, str],
+            app_name: str = "") -> tuple[list[str], dict[str, str]]:
+    """argv and environment of ``mlflow server`` as the stack runs it (the chart's tests start one
+    with ``app_name="basic-auth"`` the same way)."""
     argv = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--backend-store-uri", backend_uri,
         # Proxied artifacts: clients upload through the server and need no S3 credentials.
         "--artifacts-destination", "s3://mlflow/artifacts", "--serve-artifacts",
-        "--host", cfg.host, "--port", str(cfg.mlflow_port), "--workers", "1",
+        "--host", host, "--port", str(port), "--workers", "1",
+        *(["--app-name", app_name] if app_name else []),
     ]
     env = {
         "AWS_ACCESS_KEY_ID": creds["access_key"],
@@ -37,5 +47,4 @@ def start(cfg: StackConfig, s3_url: str) -> process.Service:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_SERVER_JOB_ENABLE_PERIODIC_TASKS": "false",
     }
-    pid = process.spawn(argv, log, env=env)
-    return process.Service(NAME, pid, url, f"{url}/health", str(log))
+    return argv, env
