@@ -13,7 +13,8 @@ python=${PYTHON:-python3}
 UV_VERSION=0.13.8
 CACHE="${MINDZOO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mindzoo}"
 uv="$CACHE/uv-$UV_VERSION/bin/uv"
-if [ ! -x "$uv" ]; then
+bootstrap_uv() {
+  [ -x "$uv" ] && return 0  # another make job finished it while this one waited for the lock
   echo "==> bootstrapping uv $UV_VERSION into $CACHE"
   rm -rf "$CACHE/uv-$UV_VERSION.new"
   "$python" -m venv "$CACHE/uv-$UV_VERSION.new"
@@ -21,6 +22,15 @@ if [ ! -x "$uv" ]; then
   rm -rf "$CACHE/uv-$UV_VERSION" && mv "$CACHE/uv-$UV_VERSION.new" "$CACHE/uv-$UV_VERSION"
   # The venv's scripts name their own folder: re-point them after the move.
   sed -i "1s|$CACHE/uv-$UV_VERSION.new|$CACHE/uv-$UV_VERSION|" "$CACHE/uv-$UV_VERSION/bin/"*
+}
+if [ ! -x "$uv" ]; then
+  # `make -j` creates both environments at once on a cold machine: one bootstraps, the other waits
+  # (both writing the same .new folder broke the first cold run).
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/uv-$UV_VERSION.lock"
+  flock 9
+  bootstrap_uv
+  flock -u 9
 fi
 if [ ! -x "$dir/bin/python" ]; then
   echo "==> creating $dir"
