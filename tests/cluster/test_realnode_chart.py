@@ -60,6 +60,17 @@ def _mlflow(real_cluster, ns: str, path: str, body: dict | None = None, service:
     return real_cluster.wait_for(f"MLflow's API at {service.cluster_ip} ({path})", call, 120, 2)[0]
 
 
+def _never_restarted(real_cluster, ns: str, release: str) -> dict[str, list]:
+    """Server containers that restarted, with why (``OOMKilled``, ...): none is the healthy answer."""
+    restarted = {}
+    for pod in _pods(real_cluster, ns, release):
+        for status in pod.status.container_statuses or []:
+            if status.restart_count:
+                last = status.last_state.terminated
+                restarted[pod.metadata.name] = [status.restart_count, last.reason if last else None]
+    return restarted
+
+
 def test_every_server_pod_runs_on_the_real_node_and_is_ready(real_cluster, real_release):
     ns = real_release["namespace"]
     servers = {p.metadata.labels["app.kubernetes.io/component"]: p for p in _pods(real_cluster, ns, "mindzoo")
@@ -67,6 +78,7 @@ def test_every_server_pod_runs_on_the_real_node_and_is_ready(real_cluster, real_
     assert set(servers) == {"mlflow", "minio", "postgresql"}
     assert all(p.spec.node_name == NODE_NAME for p in servers.values())
     assert _all_ready(real_cluster, ns, "mindzoo")
+    assert _never_restarted(real_cluster, ns, "mindzoo") == {}
     labels = real_cluster.core().read_namespace(ns).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"  # and every pod above was admitted
 
@@ -118,6 +130,8 @@ def test_upgrade_keeps_data_and_secrets(real_cluster, real_release):
     assert any("--workers=3" in (p.spec.containers[0].args or []) for p in args.items)
     found = _mlflow(real_cluster, ns, f"/api/2.0/mlflow/experiments/get?experiment_id={experiment}")
     assert found["experiment"]["name"] == "kept-across-upgrade"  # the database kept its data
+    # Within its memory limit at 3 workers (MLflow's job runner, off by default, once had it OOM-killed in a loop).
+    assert _never_restarted(real_cluster, ns, "mindzoo") == {}
 
 
 def _basic_auth(real_cluster, ns: str, secret: str) -> dict[str, str]:
