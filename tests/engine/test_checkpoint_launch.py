@@ -101,6 +101,22 @@ def test_cluster_env_and_result_file(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "r.json").read_text()) == {"rank": 1}
 
 
+@pytest.mark.parametrize("lines, code, expected", [
+    (["[train] epoch 1/1", "error: not a converted dataset: /x", "[INFO] chatter"], 2, "not a converted dataset: /x"),
+    (["[train] done in 3.0s", "[INFO] DISTRIBUTED ... dispatch success!"], -11,
+     "crashed (killed by SIGSEGV); last line: [INFO] DISTRIBUTED ... dispatch success!"),
+    (["Traceback (most recent call last):", "RuntimeError: boom"], 1,
+     "crashed (exited with code 1); last line: RuntimeError: boom"),
+    ([], -9, "killed by SIGKILL"),
+    (None, 3, "exited with code 3"),  # no log at all (rank 0 of a pod speaks on the pod's log)
+])
+def test_a_failed_ranks_line_is_its_error_else_how_it_ended(tmp_path, lines, code, expected):
+    log = tmp_path / "rank0.log"
+    if lines is not None:
+        log.write_text("".join(f"{line}\n" for line in lines))
+    assert distributed.rank_error_line(log, code) == expected
+
+
 def test_launcher_reports_the_failing_ranks_error_line(stack, tmp_path, monkeypatch):
     import tempfile
 

@@ -197,20 +197,31 @@ def _failure(failed: list[_Proc], workers: list[_Proc]) -> MindzooError:
     ranked = sorted(failed + [p for p in workers if p.popen.poll() not in (None, 0) and p not in failed],
                     key=lambda p: int(p.name.removeprefix("rank")))  # rank2 before rank10
     first = ranked[0]
-    message = _error_line(first.log) or f"exited with code {first.popen.returncode}"
+    message = rank_error_line(first.log, first.popen.returncode)
     return MindzooError(f"{first.name}: {message} (logs in {first.log.parent})")
 
 
-def _error_line(log: Path) -> str | None:
+def exit_status(code: int | None) -> str:
+    """``exited with code 3`` / ``killed by SIGSEGV``: how a process ended, as Popen reports it."""
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def rank_error_line(log: Path, code: int | None) -> str:
+    """The rank's own ``error:`` line; else how it ended and its last line (framework chatter, a traceback)."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
-        return None
+        lines = []
     errors = [line[len("error:"):].strip() for line in lines if line.startswith("error:")]
     if errors:
         return errors[-1]
     tail = [line for line in lines if line.strip()]
-    return f"crashed: {tail[-1][:300]}" if tail else None
+    return f"crashed ({exit_status(code)}); last line: {tail[-1][:300]}" if tail else exit_status(code)
 
 
 def _stop(procs: list[_Proc], grace: float = 3.0) -> None:

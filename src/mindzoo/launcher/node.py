@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mindzoo.engine.distributed import rank_error_line
 from mindzoo.errors import MindzooError
 from mindzoo.launcher.spec import ENV_MASTER_ADDR, ENV_MASTER_PORT, ENV_NODE_RANK, ENV_NUM_NODES
 
@@ -154,19 +155,10 @@ def _wait(procs: list[tuple[int, subprocess.Popen]], work: Path) -> None:
         failed = [(rank, code) for rank, code in codes if code not in (None, 0)]
         if failed:
             rank, code = failed[0]
-            raise MindzooError(f"rank {rank}: {_error_line(work / f'rank{rank}.log') or f'exited with code {code}'}")
+            raise MindzooError(f"rank {rank}: {rank_error_line(work / f'rank{rank}.log', code)}")
         if all(code == 0 for _, code in codes):
             return
         time.sleep(0.5)
-
-
-def _error_line(log: Path) -> str | None:
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return None  # rank 0 of the pod: its error line is already on the pod's log
-    errors = [line[len("error:"):].strip() for line in lines if line.startswith("error:")]
-    return errors[-1] if errors else (lines[-1][:300] if lines else None)
 
 
 def _end(proc: subprocess.Popen, grace: float = 5.0) -> None:
