@@ -125,8 +125,8 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
     """Run ``python -m mindzoo.cli ARGV`` as 1 scheduler + ``workers`` workers on this machine.
 
     Returns every worker's result (rank order). Rank 0's output is echoed with a ``[rank0]`` prefix;
-    all logs go to a temporary folder named in the progress line, kept when a rank fails (for its
-    logs) and removed after a success.
+    all logs go to a temporary folder named in the progress line, kept when a rank fails or ends badly
+    (for its logs) and removed after a clean success.
     """
     work = Path(tempfile.mkdtemp(prefix="mindzoo-workers-"))
     port = free_port()
@@ -143,11 +143,12 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
         procs.append(_spawn(f"rank{rank}", command, rank_env, work / f"rank{rank}.log", result, echo=rank == 0,
                             cores=cores[rank]))
     try:
-        _wait(procs, timeout)
+        clean = _wait(procs, timeout, say)
     finally:
         _stop(procs)
     results = [json.loads(p.result.read_text()) if p.result and p.result.is_file() else {} for p in procs[1:]]
-    shutil.rmtree(work, ignore_errors=True)
+    if clean:  # else the warning named the logs
+        shutil.rmtree(work, ignore_errors=True)
     return results
 
 
@@ -175,21 +176,45 @@ def _tee(popen: subprocess.Popen, log: Path, name: str) -> None:
                 sys.stderr.flush()
 
 
-def _wait(procs: list[_Proc], timeout: float | None) -> None:
+#: How long ranks that have written their results may take to end by themselves before they are stopped.
+TEARDOWN_GRACE_S = 30.0
+
+
+def _finished(proc: _Proc) -> bool:
+    """The rank wrote its result: the last thing the step does once its work is published."""
+    return proc.result is not None and proc.result.is_file()
+
+
+def _wait(procs: list[_Proc], timeout: float | None, say: Callable[[str], None] = lambda line: None) -> bool:
+    """Until every worker has ended (or, once all wrote their results, TEARDOWN_GRACE_S more). A rank that fails
+    before its result fails the launch at once. One that ends badly after it (MindSpore's distributed runtime
+    crashed in its teardown once here, under load, after rank 0 had published the model) is a warning: its
+    work is done, and a finished training must not be thrown away for it. Returns whether every rank ended well."""
     deadline = None if timeout is None else time.monotonic() + timeout
     workers = procs[1:]
+    all_done_at = None
     # poll() every worker on every round: any() would stop at the first live one (usually rank 0), and a
     # crashed rank behind it would go unseen until rank 0 ended or hung in a collective.
     while [p.popen.poll() for p in workers].count(None):
-        failed = [p for p in workers if p.popen.returncode not in (None, 0)]
+        failed = [p for p in workers if p.popen.returncode not in (None, 0) and not _finished(p)]
         if failed:
             raise _failure(failed, workers)
-        if deadline is not None and time.monotonic() > deadline:
+        if all(_finished(p) for p in workers):
+            all_done_at = all_done_at or time.monotonic()
+            if time.monotonic() - all_done_at > TEARDOWN_GRACE_S:
+                break  # _stop ends what is left
+        elif deadline is not None and time.monotonic() > deadline:
             raise MindzooError(f"workers did not finish within {timeout:.0f}s (logs in {procs[0].log.parent})")
         time.sleep(0.2)
-    failed = [p for p in workers if p.popen.returncode != 0]
+    failed = [p for p in workers if p.popen.returncode != 0 and not _finished(p)]
     if failed:
         raise _failure(failed, workers)
+    for p in workers:
+        if p.popen.returncode != 0:
+            how = exit_status(p.popen.returncode) if p.popen.returncode is not None else "had not ended"
+            say(f"warning: {p.name} {how} after writing its results, in the framework's teardown; they stand "
+                f"(logs in {p.log.parent})")
+    return all(p.popen.returncode == 0 for p in workers)
 
 
 def _failure(failed: list[_Proc], workers: list[_Proc]) -> MindzooError:
