@@ -138,14 +138,14 @@ def test_a_rank_that_dies_while_rank_0_runs_fails_the_launch_at_once(tmp_path):
     def spawn(name, code):
         log = tmp_path / f"{name}.log"
         log.write_text(f"error: {name} gave up\n" if name == "rank1" else "")
-        return distributed._Proc(name, subprocess.Popen([sys.executable, "-c", code]), log, None)
+        return distributed.RankProc(name, subprocess.Popen([sys.executable, "-c", code]), log, None)
 
     procs = [spawn("scheduler", "import time; time.sleep(60)"), spawn("rank0", "import time; time.sleep(60)"),
              spawn("rank1", "raise SystemExit(3)")]
     started = time.monotonic()
     try:
         with pytest.raises(MindzooError, match=r"^rank1: rank1 gave up \(logs in "):
-            distributed._wait(procs, timeout=50)
+            distributed.wait_ranks(procs[1:], tmp_path, timeout=50)
         assert time.monotonic() - started < 20  # not after rank 0's minute, nor at the timeout
     finally:
         distributed._stop(procs)
@@ -161,15 +161,15 @@ def test_ranks_that_end_badly_after_writing_their_results_are_a_warning_not_a_fa
     def spawn(name, then):
         result = tmp_path / f"{name}.json"
         code = f"import json, time; open({str(result)!r}, 'w').write(json.dumps({{'rank': {name[-1]!r}}})); {then}"
-        return distributed._Proc(name, subprocess.Popen([sys.executable, "-c", code]), tmp_path / f"{name}.log",
+        return distributed.RankProc(name, subprocess.Popen([sys.executable, "-c", code]), tmp_path / f"{name}.log",
                                  result)
 
-    scheduler = distributed._Proc("scheduler", subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
+    scheduler = distributed.RankProc("scheduler", subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
                                   tmp_path / "scheduler.log", None)
     procs = [scheduler, spawn("rank0", "raise SystemExit(3)"), spawn("rank1", "time.sleep(60)")]
     said = []
     try:
-        assert distributed._wait(procs, timeout=50, say=said.append) is False
+        assert distributed.wait_ranks(procs[1:], tmp_path, timeout=50, say=said.append) is False
     finally:
         distributed._stop(procs)
     assert said == [f"warning: rank0 exited with code 3 after writing its results, in the framework's teardown; "

@@ -113,7 +113,7 @@ def _child_setup(cores: set[int] | None) -> Callable[[], None]:
 
 
 @dataclass
-class _Proc:
+class RankProc:
     name: str
     popen: subprocess.Popen
     log: Path
@@ -143,7 +143,7 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
         procs.append(_spawn(f"rank{rank}", command, rank_env, work / f"rank{rank}.log", result, echo=rank == 0,
                             cores=cores[rank]))
     try:
-        clean = _wait(procs, timeout, say)
+        clean = wait_ranks(procs[1:], work, timeout, say)
     finally:
         _stop(procs)
     results = [json.loads(p.result.read_text()) if p.result and p.result.is_file() else {} for p in procs[1:]]
@@ -153,15 +153,15 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], log: Path, result: Path | None,
-           echo: bool = False, cores: set[int] | None = None) -> _Proc:
+           echo: bool = False, cores: set[int] | None = None) -> RankProc:
     setup = _child_setup(cores)
     if not echo:
         with open(log, "wb") as fh:
             popen = subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=setup)
-        return _Proc(name, popen, log, result)
+        return RankProc(name, popen, log, result)
     popen = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=setup)
     threading.Thread(target=_tee, args=(popen, log, name), daemon=True).start()
-    return _Proc(name, popen, log, result)
+    return RankProc(name, popen, log, result)
 
 
 def _tee(popen: subprocess.Popen, log: Path, name: str) -> None:
@@ -180,50 +180,51 @@ def _tee(popen: subprocess.Popen, log: Path, name: str) -> None:
 TEARDOWN_GRACE_S = 30.0
 
 
-def _finished(proc: _Proc) -> bool:
+def _finished(proc: RankProc) -> bool:
     """The rank wrote its result: the last thing the step does once its work is published."""
     return proc.result is not None and proc.result.is_file()
 
 
-def _wait(procs: list[_Proc], timeout: float | None, say: Callable[[str], None] = lambda line: None) -> bool:
+def wait_ranks(workers: list[RankProc], logs: Path | None, timeout: float | None = None,
+               say: Callable[[str], None] = lambda line: None) -> bool:
     """Until every worker has ended (or, once all wrote their results, TEARDOWN_GRACE_S more). A rank that fails
     before its result fails the launch at once. One that ends badly after it (MindSpore's distributed runtime
     crashed in its teardown once here, under load, after rank 0 had published the model) is a warning: its
-    work is done, and a finished training must not be thrown away for it. Returns whether every rank ended well."""
+    work is done, and a finished training must not be thrown away for it. Returns whether every rank ended well.
+    ``logs``: the folder messages name (None where it dies with the caller, as in a pod)."""
+    where = f" (logs in {logs})" if logs else ""
     deadline = None if timeout is None else time.monotonic() + timeout
-    workers = procs[1:]
     all_done_at = None
     # poll() every worker on every round: any() would stop at the first live one (usually rank 0), and a
     # crashed rank behind it would go unseen until rank 0 ended or hung in a collective.
     while [p.popen.poll() for p in workers].count(None):
         failed = [p for p in workers if p.popen.returncode not in (None, 0) and not _finished(p)]
         if failed:
-            raise _failure(failed, workers)
+            raise _failure(failed, workers, where)
         if all(_finished(p) for p in workers):
             all_done_at = all_done_at or time.monotonic()
             if time.monotonic() - all_done_at > TEARDOWN_GRACE_S:
                 break  # _stop ends what is left
         elif deadline is not None and time.monotonic() > deadline:
-            raise MindzooError(f"workers did not finish within {timeout:.0f}s (logs in {procs[0].log.parent})")
+            raise MindzooError(f"workers did not finish within {timeout:.0f}s{where}")
         time.sleep(0.2)
     failed = [p for p in workers if p.popen.returncode != 0 and not _finished(p)]
     if failed:
-        raise _failure(failed, workers)
+        raise _failure(failed, workers, where)
     for p in workers:
         if p.popen.returncode != 0:
             how = exit_status(p.popen.returncode) if p.popen.returncode is not None else "had not ended"
-            say(f"warning: {p.name} {how} after writing its results, in the framework's teardown; they stand "
-                f"(logs in {p.log.parent})")
+            say(f"warning: {p.name} {how} after writing its results, in the framework's teardown; they stand{where}")
     return all(p.popen.returncode == 0 for p in workers)
 
 
-def _failure(failed: list[_Proc], workers: list[_Proc]) -> MindzooError:
+def _failure(failed: list[RankProc], workers: list[RankProc], where: str) -> MindzooError:
     time.sleep(1.0)  # let rank 0 finish writing its own error line if it is failing too
     ranked = sorted(failed + [p for p in workers if p.popen.poll() not in (None, 0) and p not in failed],
                     key=lambda p: int(p.name.removeprefix("rank")))  # rank2 before rank10
     first = ranked[0]
     message = rank_error_line(first.log, first.popen.returncode)
-    return MindzooError(f"{first.name}: {message} (logs in {first.log.parent})")
+    return MindzooError(f"{first.name}: {message}{where}")
 
 
 def exit_status(code: int | None) -> str:
@@ -249,7 +250,7 @@ def rank_error_line(log: Path, code: int | None) -> str:
     return f"crashed ({exit_status(code)}); last line: {tail[-1][:300]}" if tail else exit_status(code)
 
 
-def _stop(procs: list[_Proc], grace: float = 3.0) -> None:
+def _stop(procs: list[RankProc], grace: float = 3.0) -> None:
     """After the workers are done, give the scheduler ``grace`` seconds to end by itself; then (or at once,
     when a worker is still running after a failure) terminate whatever is left."""
     deadline = time.monotonic() + grace

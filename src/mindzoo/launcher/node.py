@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mindzoo.engine.distributed import rank_error_line
+from mindzoo.engine.distributed import RankProc, wait_ranks
 from mindzoo.errors import MindzooError
 from mindzoo.launcher.spec import ENV_MASTER_ADDR, ENV_MASTER_PORT, ENV_NODE_RANK, ENV_NUM_NODES
 
@@ -91,14 +91,20 @@ def _mindspore_node(argv: Sequence[str], node: NodeEnv, workers: int, work: Path
         env = {**base, "MS_ROLE": "MS_WORKER", "MS_NODE_ID": str(rank), ENV_LOCAL_RANK: str(local),
                ENV_RESULT: str(work / f"rank{rank}.json")}
         # The first worker of a pod speaks on the pod's log (the launcher follows pod 0's); others log to files.
-        procs.append((rank, _start(command, env, None if local == 0 else work / f"rank{rank}.log")))
+        procs.append(_rank(rank, work, _start(command, env, None if local == 0 else work / f"rank{rank}.log")))
     try:
-        _wait(procs, work)
+        wait_ranks(procs, None, say=say)  # the folder goes with this call: messages name no logs
     finally:
-        for proc in [p for _, p in procs] + ([scheduler] if scheduler else []):
+        for proc in [p.popen for p in procs] + ([scheduler] if scheduler else []):
             _end(proc)
-    _publish_ranks(work, [rank for rank, _ in procs], publish_rank)
+    _publish_ranks(work, [int(p.name.removeprefix("rank")) for p in procs], publish_rank)
     return _rank0_result(node, work, publish)
+
+
+def _rank(rank: int, work: Path, popen: subprocess.Popen) -> RankProc:
+    """A rank for :func:`wait_ranks`: named as messages say it, with the log and result files it writes (a
+    pod's first rank logs to the pod's own log, so its log file never exists)."""
+    return RankProc(f"rank {rank}", popen, work / f"rank{rank}.log", work / f"rank{rank}.json")
 
 
 def _publish_ranks(work: Path, ranks: Sequence[int], publish_rank: Callable[[int, dict], None] | None) -> None:
@@ -134,7 +140,7 @@ def _torch_node(argv: Sequence[str], node: NodeEnv, work: Path, say: Callable[[s
     say(f"node {node.rank}/{node.nodes}: 1 torch process, master {node.master}:{node.port}")
     proc = _start([sys.executable, "-m", "mindzoo.cli", *argv], {**os.environ, ENV_RESULT_DIR: str(work)}, None)
     try:
-        _wait([(node.rank, proc)], work)
+        wait_ranks([_rank(node.rank, work, proc)], None, say=say)
     finally:
         _end(proc)
     _publish_ranks(work, [node.rank], publish_rank)
@@ -146,19 +152,6 @@ def _start(command: list[str], env: dict[str, str], log: Path | None) -> subproc
         return subprocess.Popen(command, env=env)
     with open(log, "wb") as fh:
         return subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-
-def _wait(procs: list[tuple[int, subprocess.Popen]], work: Path) -> None:
-    """Until every worker ends; the first failure stops the node with that rank's error line."""
-    while True:
-        codes = [(rank, p.poll()) for rank, p in procs]
-        failed = [(rank, code) for rank, code in codes if code not in (None, 0)]
-        if failed:
-            rank, code = failed[0]
-            raise MindzooError(f"rank {rank}: {rank_error_line(work / f'rank{rank}.log', code)}")
-        if all(code == 0 for _, code in codes):
-            return
-        time.sleep(0.5)
 
 
 def _end(proc: subprocess.Popen, grace: float = 5.0) -> None:
