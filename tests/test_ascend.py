@@ -12,7 +12,8 @@ import pytest
 from mindzoo import ascend
 
 BIN = Path(sys.executable).parent / "mindzoo"
-DRIVER = "the Ascend driver ({root}/driver/lib64: the Ascend Docker Runtime mounts it into containers that request an NPU)"
+DRIVER = ("the Ascend driver ({root}/driver/lib64: the Ascend Docker Runtime mounts it into containers that "
+          "request an NPU)")
 TOOLKIT = ("the CANN toolkit ({root}/ascend-toolkit/set_env.sh or {root}/cann/set_env.sh: mount the node's "
            "{root}/ascend-toolkit read-only at the same path)")
 PREFIX = "--device {device} needs the node's Ascend driver and CANN toolkit inside the container; missing: "

@@ -3,9 +3,10 @@
 What can be proven without one: the GPU image imports both engines, torch reports the CUDA it was built for
 (the lock's), every shared library of MindSpore's GPU plugin and of its CUDA 11 userland resolves inside the
 image except the driver's own libcuda.so.1 (the NVIDIA container toolkit mounts that), and a train step runs
-on the CPU with either engine. The Ascend image, without the node's driver and CANN, stops a `--device
-ascend` step with one line saying what is missing and what to mount; with them mounted, its wrapper loads
-CANN's environment and the step gets past that check.
+on the CPU with either engine (and with MindSpore in the Ascend image, which has no torch). The Ascend
+image, without the node's driver and CANN, stops a `--device ascend` step with one line saying what is
+missing and what to mount; with them mounted, its wrapper loads CANN's environment and the step gets past
+that check.
 
 Run by `make test-images` (`-m accelimages`); `make test` leaves them out (tests/conftest.py).
 """
@@ -39,7 +40,7 @@ MISSING_CANN = ("error: --device ascend needs the node's Ascend driver and CANN 
 # ldd over every library of MindSpore's GPU plugin and of the CUDA 11 folder, and over torch's CUDA library:
 # {library: {needed soname: resolved path or "not found"}}.
 LDD = f"""
-import glob, json, subprocess
+import glob, json, os, subprocess
 libs = [*glob.glob("{PLUGIN}/libmindspore_gpu.so*"), *glob.glob("{PLUGIN}/gpu*/*.so*"),
         *glob.glob("{CUDA11}/nvidia/*/lib/*.so*"), "{SITE}/torch/lib/libtorch_cuda.so"]
 out = {{}}
@@ -48,7 +49,8 @@ for lib in libs:
     for line in subprocess.run(["ldd", lib], capture_output=True, text=True, check=True).stdout.splitlines():
         name, arrow, where = line.strip().partition(" => ")
         if arrow:
-            deps[name] = where.split(" (")[0].strip()
+            where = where.split(" (")[0].strip()
+            deps[name] = where if where == "not found" else os.path.normpath(where)
     out[lib] = deps
 print(json.dumps(out))
 """
@@ -150,14 +152,15 @@ def digits(stack, tmp_path_factory):
     return bucket, f"s3://{bucket}/" + next(k.rsplit("/", 1)[0] for k in keys if k.endswith(MANIFEST))
 
 
-@pytest.mark.parametrize("train_engine", ["mindspore", "torch"])
-def test_gpu_image_trains_on_the_cpu_fallback(engine, stack, digits, train_engine):
+@pytest.mark.parametrize("image, train_engine", [(images.GPU, "mindspore"), (images.GPU, "torch"),
+                                                  (images.ASCEND, "mindspore")])
+def test_train_step_runs_on_the_cpu_fallback(engine, stack, digits, image, train_engine):
     from mindzoo.datasets import DIGITS_TRAINING
     from mindzoo.storage import S3Uri, Storage
 
     bucket, dataset = digits
-    run_id = f"gpu-image-{train_engine}"
-    code, _, err = run(engine, images.GPU, "train", "--dataset", dataset, "--output", f"s3://{bucket}/runs",
+    run_id = f"{image.rsplit('/', 1)[-1].split(':')[0]}-{train_engine}"
+    code, _, err = run(engine, image, "train", "--dataset", dataset, "--output", f"s3://{bucket}/runs",
                        "--run-id", run_id, *DIGITS_TRAINING.argv(epochs=False), "--set", "epochs=1",
                        "--steps-per-epoch", "2", "--no-final-eval", "--engine", train_engine, "--device", "cpu",
                        "--no-tracking-enabled",
@@ -166,6 +169,16 @@ def test_gpu_image_trains_on_the_cpu_fallback(engine, stack, digits, train_engin
     assert code == 0, err[-3000:]
     published = list(Storage.connect().list(S3Uri(bucket, f"runs/{run_id}")))
     assert any("/checkpoints/" in key for key in published), published
+
+
+def test_ascend_image_has_mindspores_ascend_plugin_and_no_cuda(engine):
+    script = ("import glob, importlib.util, mindspore; from mindspore import nn, Tensor; import numpy as np; "
+              f"print(mindspore.__version__, importlib.util.find_spec('torch'), "
+              f"len(glob.glob('{PLUGIN}/ascend/*')) > 0, glob.glob('{PLUGIN}/*gpu*'), "
+              "nn.Dense(4, 2)(Tensor(np.ones((1, 4), np.float32))).shape)")
+    code, out, err = run(engine, images.ASCEND, "-c", script, entrypoint="python3")
+    assert code == 0, err
+    assert out.split() == [pinned("mindspore"), "None", "True", "[]", "(1,", "2)"]
 
 
 def test_ascend_image_without_the_nodes_cann_says_what_to_mount_in_one_line(engine):
