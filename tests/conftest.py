@@ -53,6 +53,17 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The accelerator images' tests need two more multi-GB builds (`make images-accel`): they run only when
+    ``-m`` names them (`make test-images`), never as part of `make test`."""
+    if "accelimages" in (config.option.markexpr or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("accelimages") is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker("accelimages") is None]
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     envs = [name for name, present in (("runtime", RUNTIME), ("control", CONTROL)) if present]
     return f"mindzoo environment: {', '.join(envs) or 'none'} ({sys.prefix})"

@@ -100,3 +100,20 @@ def test_images_readme_documents_every_build():
     for runtime in RUNTIMES:
         assert f"images/{runtime}/Dockerfile" in text
         assert re.search(rf"build .*-f images/{runtime}/Dockerfile", text), f"no build command for {runtime}"
+
+
+def _pin(path: str, name: str) -> str:
+    return next(line.split("==", 1)[1] for line in (ROOT / path).read_text().splitlines()
+                if line.startswith(f"{name}=="))
+
+
+def test_the_gpu_cuda_userlands_and_driver_minimums_read_the_same_everywhere():
+    """One CUDA per engine, from the pins, and the driver each needs, in the three places an operator reads."""
+    torch_cuda = ".".join(_pin("requirements/runtime.txt", "nvidia-cuda-runtime").split(".")[:2])
+    ms_cuda = ".".join(_pin("requirements/gpu-cuda11.txt", "nvidia-cuda-runtime-cu11").split(".")[:2])
+    assert (torch_cuda, ms_cuda) == ("13.0", "11.8"), "a CUDA pin moved: update the driver minimums below"
+    for path in ("images/gpu/Dockerfile", "images/README.md", "docs/operator-guide.md"):
+        text = (ROOT / path).read_text()
+        assert f"CUDA {torch_cuda}" in text and f"CUDA {ms_cuda}" in text, path
+        assert set(re.findall(r">= ?(\d{3})\b", text)) == {"580", "520"}, path  # CUDA 13.0 / 11.8 minimums
+        assert "nvidia/cuda:" not in text, path  # no CUDA base image: the wheels bring the userland

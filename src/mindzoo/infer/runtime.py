@@ -59,10 +59,21 @@ class LiteAscendRuntime:
         return self.model.predict(self.inputs)[0].get_data_to_numpy()
 
 
-def select(device: str, path: Path, device_id: int = 0) -> Any:
+def require(device: str) -> None:
+    """Fail in one line, before any work, where ``device`` cannot run here: the wrong image (no MindSpore
+    Lite) first, then the host's Ascend software missing from the container."""
     if device == "cpu":
-        return GraphCellRuntime(path)
+        return
     if importlib.util.find_spec("mindspore_lite") is None:
         raise MindzooError(f"--device {device} needs MindSpore Lite with its Ascend backend (the mindspore_lite "
                            "package of the Ascend image), which this environment lacks; use --device cpu here")
+    from mindzoo.ascend import require_cann
+
+    require_cann(device)
+
+
+def select(device: str, path: Path, device_id: int = 0) -> Any:
+    if device == "cpu":
+        return GraphCellRuntime(path)
+    require(device)
     return LiteAscendRuntime(path, device, device_id)

@@ -109,6 +109,10 @@ def step_command(name: str, config_cls: type, run: Callable[[Any, StepContext], 
         tracking = {k.removeprefix("tracking__"): v for k, v in flags.items() if k.startswith("tracking__")}
         own = {k: v for k, v in flags.items() if not k.startswith(("storage__", "tracking__"))}
         cfg = follow_artifacts(build(config_cls, own, name))
+        if getattr(cfg, "device", "") == "ascend":  # train, evaluate, export: before any work
+            from mindzoo.ascend import require_cann
+
+            require_cann("ascend")
         ctx = StepContext(name, build(StorageConfig, storage, "storage"), build(TrackingConfig, tracking, "tracking"),
                           ExecutorIO.parse(executor_input))
         _execute(run, cfg, ctx)

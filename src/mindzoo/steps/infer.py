@@ -26,6 +26,7 @@ def run(cfg: InferConfig, ctx: StepContext) -> None:
     from mindzoo.infer import inputs, loop, report, runtime
     from mindzoo.infer.preprocess import Preprocessor
 
+    runtime.require(cfg.device)  # before fetching the model: a wrong device is one line, at once
     path, folder = _mindir(cfg, ctx)
     shape = mindir.input_shape(path)
     data_cfg = _data_config(cfg, folder, shape, path)

@@ -35,8 +35,10 @@ def select_device(device: str, local_rank: int) -> torch.device:
         return torch.device("cpu")
     if device == "gpu":
         if not torch.cuda.is_available():
-            raise MindzooError("--device gpu: torch sees no CUDA device on this machine (use --device cpu, or run "
-                               "on a GPU node)")
+            # No GPU, or a driver older than this torch's CUDA needs (CUDA 13: >= 580): say which CUDA it is.
+            raise MindzooError(f"--device gpu: torch sees no CUDA device on this machine (torch {torch.__version__} "
+                               f"is built for CUDA {torch.version.cuda}: the node needs a GPU and an NVIDIA driver "
+                               "for that CUDA; or use --device cpu)")
         index = local_rank % torch.cuda.device_count()
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
