@@ -4,9 +4,9 @@
 #
 #   source    only unpack the source and download its Go modules (network, no compiling)
 #   binaries  KFP 2.17.0's API server, v2 driver, v2 launcher and persistence agent, from the
-#             vendored source (../shared/vendor/) or a KFP source tree named by KFP_SRC; and
-#             the Argo Workflows controller and executor (argoexec) that KFP's go.mod pins,
-#             from the Go module proxy
+#             vendored source (../shared/vendor/) or a KFP source tree named by KFP_SRC; the
+#             Argo Workflows controller and executor (argoexec) that KFP's go.mod pins, and
+#             kustomize (renders KFP's manifests), from the Go module proxy
 #   images    the kfp-driver, kfp-launcher and argoexec images (podman, on the local base),
 #             whose names it writes to <cache>/kfp-2.17.0/images.json for the test harness
 #
@@ -112,21 +112,27 @@ kfp_chain() {  # every KFP binary that is not built yet, in order
   done
 }
 
-# Argo: both programs static (argoexec is copied into every step's pod and runs there), with the
-# version stamped as Argo's Makefile does; from the proxy at the version KFP's go.mod requires.
-argo_build() {  # argo_build NAME VERSION STAMP
-  local pkg=github.com/argoproj/argo-workflows/v4
+# From the Go module proxy, static: Argo's executor (copied into every step's pod and run there)
+# and controller, at the version KFP's go.mod requires, version-stamped as Argo's Makefile does;
+# and kustomize, which renders KFP's manifests (manifests/kustomize) for the test harness.
+KUSTOMIZE_VERSION=v5.8.2  # the newest the proxy serves that Go 1.26 builds (v5.8.3 needs Go 1.27)
+proxy_list() {  # ARGO_VERSION: one "NAME PACKAGE@VERSION [-X ...]" line per program, smallest first
+  local argo=$ARGO_MODULE stamp="-X $ARGO_MODULE.version=$1 -X $ARGO_MODULE.gitTag=$1 -X $ARGO_MODULE.gitTreeState=clean"
+  echo "kustomize sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  echo "argoexec $argo/cmd/argoexec@$1 $stamp"
+  echo "workflow-controller $argo/cmd/workflow-controller@$1 $stamp"
+}
+proxy_build() {  # proxy_build NAME PACKAGE@VERSION STAMP [LDFLAGS...]
   (cd "$HOME_DIR" && CGO_ENABLED=0 GOBIN="$BIN/.gobin" GOFLAGS="${GOFLAGS:-} -trimpath" \
-    go install -ldflags="-s -w -X $pkg.version=$2 -X $pkg.gitTag=$2 -X $pkg.gitTreeState=clean" \
-    "$ARGO_MODULE/cmd/$1@$2")
+    go install -ldflags="-s -w ${*:4}" "$2")
   mv "$BIN/.gobin/$1" "$BIN/$1" && echo "$3" >"$BIN/.$1.stamp"
 }
-argo_chain() {  # ARGO_VERSION: argoexec (smaller, needed by every pod) before the controller
-  local name stamp
-  for name in argoexec workflow-controller; do
-    stamp=$(stamp_of "$ARGO_MODULE/cmd/$name@$1")
-    built "$name" "$stamp" || timed "$name" argo_build "$name" "$1" "$stamp"
-  done
+proxy_chain() {  # ARGO_VERSION: every program from the proxy that is not built yet, in order
+  local name package ldflags stamp
+  while read -r name package ldflags; do
+    stamp=$(stamp_of "$package $ldflags")
+    built "$name" "$stamp" || timed "$name" proxy_build "$name" "$package" "$stamp" $ldflags
+  done < <(proxy_list "$1")
 }
 argo_version() {  # the Argo Workflows version KFP's go.mod requires (KFP 2.17.0: v4.0.5)
   (cd "$SRC" && go mod edit -json) | python3 -c '
@@ -142,7 +148,7 @@ build_binaries() {
   argo=$(argo_version) || die "KFP's go.mod requires no $ARGO_MODULE"
   # shellcheck source=scripts/parallel-builds.sh
   . scripts/parallel-builds.sh
-  local todo=0 entry name package cgo
+  local todo=0 entry name package cgo ldflags
   for entry in "${KFP_BUILDS[@]}"; do
     read -r name package cgo <<<"$entry"
     built "$name" "$(stamp_of "$(cat "$SRC/.source-id") $package cgo=$cgo")" || todo=1
@@ -153,12 +159,15 @@ build_binaries() {
   else
     echo "==> KFP $KFP_VERSION binaries: cached in $BIN"
   fi
-  if built argoexec "$(stamp_of "$ARGO_MODULE/cmd/argoexec@$argo")" \
-      && built workflow-controller "$(stamp_of "$ARGO_MODULE/cmd/workflow-controller@$argo")"; then
-    echo "==> Argo Workflows $argo: cached in $BIN"
+  todo=0
+  while read -r name package ldflags; do
+    built "$name" "$(stamp_of "$package $ldflags")" || todo=1
+  done < <(proxy_list "$argo")
+  if [ $todo = 1 ]; then
+    echo "==> Argo Workflows $argo (argoexec, workflow-controller), kustomize $KUSTOMIZE_VERSION: from the Go module proxy"
+    spawn proxy proxy_chain "$argo"
   else
-    echo "==> Argo Workflows $argo: argoexec, workflow-controller from the Go module proxy"
-    spawn argo argo_chain "$argo"
+    echo "==> Argo Workflows $argo, kustomize $KUSTOMIZE_VERSION: cached in $BIN"
   fi
   finish
   rmdir "$BIN/.gobin" 2>/dev/null || true
@@ -181,8 +190,8 @@ build_images() {
   local context manifest="{" sep="" entry key program image uid sha
   sha=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   context=$(mktemp -d)
-  # (a second trap replaces parallel-builds.sh's; images run alone, after the binaries)
-  trap 'rm -rf "$context"' EXIT
+  # (this trap replaces parallel-builds.sh's, so it removes that one's logs too)
+  trap 'rm -rf "$context" "${build_logs:-}"' EXIT
   # key  program  image  uid (upstream's non-root users)
   for entry in "driver driver localhost/kfp-driver:$KFP_VERSION 65532" \
                "launcher launcher-v2 localhost/kfp-launcher:$KFP_VERSION 65532" \
