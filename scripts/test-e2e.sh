@@ -1,9 +1,32 @@
 #!/usr/bin/env bash
 # The end-to-end tests of the Kubeflow Pipelines backend (issue #21; marker kfpbackend), kept out
-# of `make test`, whose time budget they would not fit. Today: mindzoo's ML Metadata front end,
-# in the ML Metadata environment (.venv-mlmd). Extra arguments go to pytest.
-set -euo pipefail
+# of `make test`, whose time budget they would not fit: mindzoo's ML Metadata front end in the ML
+# Metadata environment (.venv-mlmd), then what `make kfp-backend` / `make kfp-images` built,
+# against the cluster harness, in the control environment. Extra arguments go to both pytest runs.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-echo "==> KFP backend tests in the ML Metadata environment (.venv-mlmd)"
-.venv-mlmd/bin/python -m pytest -p no:cacheprovider --durations=10 -m kfpbackend "$@" tests/kfpbackend
+reports=$(mktemp -d)
+trap 'rm -rf "$reports"' EXIT
+run() {  # run NAME VENV PATHS...: the kfpbackend tests of one environment
+  local start=$SECONDS
+  echo "==> KFP backend tests in $2"
+  "$2/bin/python" -m pytest -p no:cacheprovider --durations=10 --junitxml="$reports/$1.xml" -m kfpbackend \
+    "${@:3}"
+  local status=$?
+  echo "==> $2 done in $((SECONDS - start)) s"
+  return $status
+}
+run mlmd .venv-mlmd "$@" tests/kfpbackend; mlmd=$?
+run control .venv-control "$@" tests/cluster; control=$?
+python3 - "$reports" <<'PY'
+import sys, xml.etree.ElementTree as ET, pathlib
+totals = dict(tests=0, failures=0, errors=0, skipped=0)
+for xml in sorted(pathlib.Path(sys.argv[1]).glob("*.xml")):
+    for suite in ET.parse(xml).getroot().iter("testsuite"):
+        for key in totals:
+            totals[key] += int(suite.get(key, 0))
+failed = totals["failures"] + totals["errors"]
+print(f"mindzoo e2e: {totals['tests'] - failed - totals['skipped']} passed, {failed} failed, {totals['skipped']} skipped")
+PY
+[ "$mlmd" = 0 ] && [ "$control" = 0 ]

@@ -1,11 +1,12 @@
-"""The Kubeflow Pipelines backend's in-pod images on the real node (issue #21): ``kfp-driver``,
-``kfp-launcher`` and ``argoexec``. ``scripts/build-kfp.sh images`` (``make kfp-images``) builds
-them with podman from the binaries it built into the cache and publishes their names in
-``<cache>/kfp-<version>/images.json``, their one source; this module reads that file and imports
-the images into the node's containerd through :class:`nodeimages.NodeImages` (an image whose
-build is already imported is not imported again).
+"""What ``scripts/build-kfp.sh`` built for the Kubeflow Pipelines backend tests (issue #21), as the
+test harness finds it: the KFP source tree and binaries in the cache (``make kfp-backend``), the
+Argo Workflows version KFP requires, and the in-pod images ``kfp-driver``, ``kfp-launcher`` and
+``argoexec`` (``make kfp-images``), whose names the build publishes in
+``<cache>/kfp-<version>/images.json``, their one source. :func:`import_all` imports those images
+into the real node's containerd through :class:`nodeimages.NodeImages` (an image whose build is
+already imported is not imported again).
 
-The names are what the backend is configured with: the API server's ``V2_DRIVER_IMAGE`` and
+The image names are what the backend is configured with: the API server's ``V2_DRIVER_IMAGE`` and
 ``V2_LAUNCHER_IMAGE``, the workflow controller's ``--executor-image``.
 """
 
@@ -34,6 +35,31 @@ def kfp_version() -> str:
 def kfp_home() -> Path:
     """Where scripts/build-kfp.sh puts the KFP source, binaries and image names."""
     return cache_bin().parent / f"kfp-{kfp_version()}"
+
+
+def kfp_source() -> Path:
+    """The KFP source tree the binaries were built from (manifests included)."""
+    src = kfp_home() / "src"
+    if not (src / ".source-id").is_file():
+        raise HarnessError(f"the KFP source is not unpacked ({src}): run `make kfp-backend`")
+    return src
+
+
+def binary(name: str) -> Path:
+    """A program scripts/build-kfp.sh built: apiserver, persistence_agent, driver, launcher-v2, argoexec,
+    workflow-controller, kustomize."""
+    path = kfp_home() / "bin" / name
+    if not path.is_file():
+        raise HarnessError(f"{path} is not built: run `make kfp-backend`")
+    return path
+
+
+def argo_version() -> str:
+    """The Argo Workflows version the binaries are (the one KFP's go.mod requires)."""
+    try:
+        return (kfp_home() / "bin" / ".argo-version").read_text().strip()
+    except OSError:
+        raise HarnessError("the KFP backend is not built: run `make kfp-backend`") from None
 
 
 def built_images() -> dict[str, str]:
