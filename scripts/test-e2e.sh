@@ -19,14 +19,5 @@ run() {  # run NAME VENV PATHS...: the kfpbackend tests of one environment
 }
 run mlmd .venv-mlmd "$@" tests/kfpbackend; mlmd=$?
 run control .venv-control "$@" tests/cluster; control=$?
-python3 - "$reports" <<'PY'
-import sys, xml.etree.ElementTree as ET, pathlib
-totals = dict(tests=0, failures=0, errors=0, skipped=0)
-for xml in sorted(pathlib.Path(sys.argv[1]).glob("*.xml")):
-    for suite in ET.parse(xml).getroot().iter("testsuite"):
-        for key in totals:
-            totals[key] += int(suite.get(key, 0))
-failed = totals["failures"] + totals["errors"]
-print(f"mindzoo e2e: {totals['tests'] - failed - totals['skipped']} passed, {failed} failed, {totals['skipped']} skipped")
-PY
+python3 scripts/junit-summary.py "mindzoo e2e" "$reports"
 [ "$mlmd" = 0 ] && [ "$control" = 0 ]
