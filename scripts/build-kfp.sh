@@ -15,6 +15,12 @@
 #   git clone --depth 1 --branch 2.17.0 https://github.com/kubeflow/pipelines && KFP_SRC=$PWD/pipelines make kfp-backend
 # Each binary is rebuilt only when its source, the Go version or its flags change (a stamp).
 set -euo pipefail
+# Paths given relative to where make ran, before moving to the repository root.
+if [ -n "${KFP_SRC:-}" ]; then
+  [ -d "$KFP_SRC" ] || { echo "error: KFP_SRC=$KFP_SRC: no such folder" >&2; exit 1; }
+  KFP_SRC=$(cd "$KFP_SRC" && pwd)
+fi
+if [ -n "${KFP_TARBALL:-}" ]; then KFP_TARBALL=$(realpath "$KFP_TARBALL"); fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 KFP_VERSION=2.17.0
