@@ -15,6 +15,7 @@ and arguments that carry them alike.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -57,7 +58,8 @@ def localize_argo(tree: Path, argo: Path, version: str) -> int:
             if match["ref"] != version:
                 raise HarnessError(f"{kustomization}: Argo {match['ref']} is referenced, but {version} is built")
             count += 1
-            return str(argo.parent / match["path"])
+            # kustomize takes a folder resource only by a relative path
+            return os.path.relpath(argo.parent / match["path"], kustomization.parent)
 
         kustomization.write_text(ARGO_REMOTE.sub(local, text))
     return count

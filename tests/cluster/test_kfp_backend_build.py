@@ -49,6 +49,9 @@ def test_manifests_render_from_the_source_with_local_argo_and_images(rendered):
     apiserver = next(o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == "ml-pipeline")
     env = {e["name"]: e.get("value") for e in apiserver["spec"]["template"]["spec"]["containers"][0].get("env", [])}
     assert (env["V2_DRIVER_IMAGE"], env["V2_LAUNCHER_IMAGE"]) == (images["driver"], images["launcher"])
+    controller = next(o for o in rendered if o["kind"] == "Deployment" and o["metadata"]["name"] == "workflow-controller")
+    args = controller["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--executor-image") + 1] == images["argoexec"]
 
 
 def test_the_real_api_server_accepts_the_backends_objects(cluster, rendered):
