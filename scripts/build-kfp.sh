@@ -129,9 +129,32 @@ proxy_list() {  # ARGO_VERSION: one "NAME PACKAGE@VERSION [-X ...]" line per pro
   echo "workflow-controller $argo/cmd/workflow-controller@$1 $stamp"
 }
 proxy_build() {  # proxy_build NAME PACKAGE@VERSION STAMP [LDFLAGS...]
-  (cd "$HOME_DIR" && CGO_ENABLED=0 GOBIN="$BIN/.gobin" GOFLAGS="${GOFLAGS:-} -trimpath" \
-    go install -ldflags="-s -w ${*:4}" "$2")
-  mv "$BIN/.gobin/$1" "$BIN/$1" && echo "$3" >"$BIN/.$1.stamp"
+  local module=${2%%/cmd/*}
+  if [ "$module" = "$ARGO_MODULE" ]; then
+    argo_build "$@"
+  else
+    (cd "$HOME_DIR" && CGO_ENABLED=0 GOBIN="$BIN/.gobin" GOFLAGS="${GOFLAGS:-} -trimpath" \
+      go install -ldflags="-s -w ${*:4}" "$2")
+    mv "$BIN/.gobin/$1" "$BIN/$1"
+  fi
+  echo "$3" >"$BIN/.$1.stamp"
+}
+# Argo's repository holds workflow/executor/osspecific/signal_linux.go as a symbolic link to
+# signal_darwin.go, and module zips leave symbolic links out: `go install .../cmd/argoexec@v4.0.5`
+# fails on Linux ("undefined: Setpgid"), and -overlay may not add files to the module cache. So
+# Argo builds in a copy of the proxy's download with that link made a file again, as in the repository.
+argo_build() {  # argo_build NAME PACKAGE@VERSION STAMP [LDFLAGS...]
+  local version=${2##*@} dir copy="$HOME_DIR/argo-src"
+  dir=$(go mod download -json "$ARGO_MODULE@$version" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  if [ "$(cat "$copy/.version" 2>/dev/null)" != "$version" ]; then
+    rm -rf "$copy" "$copy.new" && cp -r "$dir" "$copy.new" && chmod -R u+w "$copy.new"
+    cp "$copy.new/workflow/executor/osspecific/signal_darwin.go" "$copy.new/workflow/executor/osspecific/signal_linux.go"
+    echo "$version" >"$copy.new/.version" && mv "$copy.new" "$copy"
+  fi
+  local package=${2%@*}
+  (cd "$copy" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false" \
+    go build -ldflags="-s -w ${*:4}" -o "$BIN/$1.new" "./${package#"$ARGO_MODULE"/}")
+  mv "$BIN/$1.new" "$BIN/$1"
 }
 proxy_chain() {  # ARGO_VERSION: every program from the proxy that is not built yet, in order
   local name package ldflags stamp
