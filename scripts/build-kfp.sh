@@ -216,9 +216,9 @@ build_images() {
     export CONTAINERS_CONF
   fi
   ENGINE=$engine images/base/build-base.sh "$base"
-  local context manifest="{" sep="" entry key program image uid sha
+  local manifest="{" sep="" entry key program image uid sha
   sha=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-  context=$(mktemp -d)
+  context=$(mktemp -d)  # global: the exit trap still sees it
   # (this trap replaces parallel-builds.sh's, so it removes that one's logs too)
   trap 'rm -rf "$context" "${build_logs:-}"' EXIT
   # key  program  image  uid (upstream's non-root users)
