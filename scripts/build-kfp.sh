@@ -183,7 +183,7 @@ build_binaries() {
     built "$name" "$(stamp_of "$(cat "$SRC/.source-id") $package cgo=$cgo")" || todo=1
   done
   if [ $todo = 1 ]; then
-    echo "==> KFP $KFP_VERSION: API server, persistence agent, driver, launcher (cold: about 10 minutes on 2 cores)"
+    echo "==> KFP $KFP_VERSION: API server, persistence agent, driver, launcher (cold: about 11 minutes on 2 cores)"
     spawn kfp kfp_chain
   else
     echo "==> KFP $KFP_VERSION binaries: cached in $BIN"
