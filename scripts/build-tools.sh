@@ -21,32 +21,9 @@ TOOLS=(
   "kube-score github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
 )
 
-# The builds are independent: they run side by side, at most $JOBS at a time (each Go build
-# also compiles in parallel, but links and module downloads are serial, so two at once
-# keep a 2-core machine busy). Each build's output goes to a log shown when it fails.
-JOBS=${BUILD_JOBS:-2}
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
-running=()
-spawn() {  # spawn NAME COMMAND...: run one build in the background
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
-  echo "==> building $1 in the background"
-  ( start=$SECONDS; "${@:2}"; rc=$?; echo "==> $1 built in $((SECONDS - start)) s"; echo $rc >"$logs/$1.rc" ) \
-    >"$logs/$1.log" 2>&1 &
-  running+=("$1")
-}
-finish() {  # wait for every build; show how each went; fail when any failed
-  local failed=0 name
-  wait
-  for name in "${running[@]}"; do
-    if [ "$(cat "$logs/$name.rc" 2>/dev/null)" = 0 ]; then
-      tail -1 "$logs/$name.log"
-    else
-      echo "error: building $name failed:" >&2; tail -30 "$logs/$name.log" >&2; failed=1
-    fi
-  done
-  return $failed
-}
+# The builds are independent: they run side by side (scripts/parallel-builds.sh).
+# shellcheck source=scripts/parallel-builds.sh
+. "$(dirname "$0")/parallel-builds.sh"
 
 go_install() {  # go_install NAME MODULE@VERSION
   local name=$1 module=$2

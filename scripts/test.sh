@@ -38,15 +38,5 @@ control_status=$?
 echo "==> tests in the control environment (.venv-control), done after $((SECONDS - start)) s"
 cat "$reports/control.log"
 
-python3 - "$reports" <<'PY'
-import sys, xml.etree.ElementTree as ET, pathlib
-totals = dict(tests=0, failures=0, errors=0, skipped=0)
-for xml in sorted(pathlib.Path(sys.argv[1]).glob("*.xml")):
-    for suite in ET.parse(xml).getroot().iter("testsuite"):
-        for key in totals:
-            totals[key] += int(suite.get(key, 0))
-failed = totals["failures"] + totals["errors"]
-passed = totals["tests"] - failed - totals["skipped"]
-print(f"mindzoo: {passed} passed, {failed} failed, {totals['skipped']} skipped")
-PY
+python3 scripts/junit-summary.py "mindzoo" "$reports"
 [ "$runtime_status" = 0 ] && [ "$control_status" = 0 ]

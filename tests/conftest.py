@@ -5,6 +5,12 @@ mindzoo has two Python environments that cannot merge (protobuf pins), so
 with ``pytestmark = pytest.mark.runtime`` or ``pytest.mark.control``; unmarked
 modules are pure logic and run in the runtime environment. A module is only
 *collected* in its own environment (its imports may not exist in the other).
+A third, small environment (``.venv-mlmd``: the ML Metadata wheel, protobuf 4)
+runs the modules marked ``pytest.mark.mlmd``.
+
+The end-to-end tests of the Kubeflow Pipelines backend (``pytest.mark.kfpbackend``)
+are not part of ``make test``: their modules are collected only when the marker
+expression asks for them (``make test-e2e`` runs ``pytest -m kfpbackend``).
 
 The ``stack`` fixture starts the real MinIO, MLflow server and container
 engine on free loopback ports in a private state folder, through the control
@@ -31,6 +37,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = importlib.util.find_spec("mindspore") is not None
 CONTROL = importlib.util.find_spec("kfp") is not None
+MLMD = importlib.util.find_spec("ml_metadata") is not None
 CONTROL_BIN = ROOT / ".venv-control" / "bin" / "mindzoo"
 RUNTIME_BIN = ROOT / ".venv" / "bin" / "mindzoo"
 
@@ -39,6 +46,8 @@ def _module_env(path: Path) -> str:
     head = path.read_text(errors="replace")[:4000]
     if "pytest.mark.control" in head:
         return "control"
+    if "pytest.mark.mlmd" in head:
+        return "mlmd"
     if "pytest.mark.runtime" in head:
         return "runtime"
     return "runtime"  # pure-logic modules run once, in the runtime environment
@@ -47,8 +56,11 @@ def _module_env(path: Path) -> str:
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
+    if "pytest.mark.kfpbackend" in collection_path.read_text(errors="replace")[:4000] \
+            and "kfpbackend" not in (config.getoption("markexpr") or ""):
+        return True
     env = _module_env(collection_path)
-    if (env == "control" and not CONTROL) or (env == "runtime" and not RUNTIME):
+    if (env == "control" and not CONTROL) or (env == "runtime" and not RUNTIME) or (env == "mlmd" and not MLMD):
         return True
     return None
 
@@ -65,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    envs = [name for name, present in (("runtime", RUNTIME), ("control", CONTROL)) if present]
+    envs = [name for name, present in (("runtime", RUNTIME), ("control", CONTROL), ("mlmd", MLMD)) if present]
     return f"mindzoo environment: {', '.join(envs) or 'none'} ({sys.prefix})"
 
 
