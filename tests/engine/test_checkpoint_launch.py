@@ -121,6 +121,7 @@ def test_launcher_reports_the_failing_ranks_error_line(stack, tmp_path, monkeypa
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the launch keeps its logs folder
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # and the ranks theirs: the one stopped cannot remove it
     with pytest.raises(MindzooError) as err:
         distributed.launch_local(["train", "--dataset", "/nonexistent/dataset", "--model", "googlenet"], 2,
                                  say=lambda line: None, timeout=120)

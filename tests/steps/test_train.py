@@ -215,7 +215,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(stack, dataset, tmp_path):
     args = (*TINY, "--set", "epochs=2", "--steps-per-epoch", "8", "--checkpoint-every-steps", "3",
             "--log-every", "1", "--no-tracking-enabled")
     train(stack, dataset, *args, "--run-id", "unkilled", executor_output=tmp_path / "unkilled.json")
-    proc = _start(stack, dataset, *args, "--run-id", "killed")
+    # Its temporary folder goes with tmp_path: a SIGKILLed step cannot remove its own.
+    proc = _start(stack, dataset, *args, "--run-id", "killed", env={"TMPDIR": str(tmp_path)})
     seen = _wait_for(proc, "checkpoint s3://")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
