@@ -8,9 +8,10 @@ modules are pure logic and run in the runtime environment. A module is only
 A third, small environment (``.venv-mlmd``: the ML Metadata wheel, protobuf 4)
 runs the modules marked ``pytest.mark.mlmd``.
 
-The end-to-end tests of the Kubeflow Pipelines backend (``pytest.mark.kfpbackend``)
-are not part of ``make test``: their modules are collected only when the marker
-expression asks for them (``make test-e2e`` runs ``pytest -m kfpbackend``).
+The end-to-end tests of the Kubeflow Pipelines backend (``pytest.mark.kfpbackend``) and
+the accelerator images' tests (``pytest.mark.accelimages``) are not part of ``make test``:
+their modules are collected only when the marker expression asks for them (``make test-e2e``,
+``make test-images``; see OPT_IN_MARKERS).
 
 The ``stack`` fixture starts the real MinIO, MLflow server and container
 engine on free loopback ports in a private state folder, through the control
@@ -53,27 +54,23 @@ def _module_env(path: Path) -> str:
     return "runtime"  # pure-logic modules run once, in the runtime environment
 
 
+#: Markers whose modules are collected only when ``-m`` names them, never in `make test`: the end-to-end tests
+#: of a KFP backend (`make test-e2e`) and the accelerator images' tests (`make test-images`), each of which
+#: needs more multi-GB builds than CI's budget holds.
+OPT_IN_MARKERS = ("kfpbackend", "accelimages")
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
         return None
-    if "pytest.mark.kfpbackend" in collection_path.read_text(errors="replace")[:4000] \
-            and "kfpbackend" not in (config.getoption("markexpr") or ""):
+    head = collection_path.read_text(errors="replace")[:4000]
+    asked = config.getoption("markexpr") or ""
+    if any(f"pytest.mark.{marker}" in head and marker not in asked for marker in OPT_IN_MARKERS):
         return True
     env = _module_env(collection_path)
     if (env == "control" and not CONTROL) or (env == "runtime" and not RUNTIME) or (env == "mlmd" and not MLMD):
         return True
     return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The accelerator images' tests need two more multi-GB builds (`make images-accel`): they run only when
-    ``-m`` names them (`make test-images`), never as part of `make test`."""
-    if "accelimages" in (config.option.markexpr or ""):
-        return
-    deselected = [item for item in items if item.get_closest_marker("accelimages") is not None]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if item.get_closest_marker("accelimages") is None]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
