@@ -121,7 +121,6 @@ def test_launcher_reports_the_failing_ranks_error_line(stack, tmp_path, monkeypa
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the launch keeps its logs folder
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # and the ranks theirs: the one stopped cannot remove it
     with pytest.raises(MindzooError) as err:
         distributed.launch_local(["train", "--dataset", "/nonexistent/dataset", "--model", "googlenet"], 2,
                                  say=lambda line: None, timeout=120)
@@ -129,6 +128,8 @@ def test_launcher_reports_the_failing_ranks_error_line(stack, tmp_path, monkeypa
     assert message.startswith("rank") and "not a converted dataset" in message and "\n" not in message
     (kept,) = tmp_path.glob("mindzoo-workers-*")  # a failed launch keeps its ranks' logs for the user
     assert {p.name for p in kept.iterdir()} >= {"scheduler.log", "rank0.log", "rank1.log"}
+    # The ranks' TMPDIR was inside it, and went once they had ended (a rank that is stopped cannot clean up).
+    assert not (kept / distributed.RANK_TMP).exists() and list(tmp_path.iterdir()) == [kept]
 
 
 def test_a_rank_that_dies_while_rank_0_runs_fails_the_launch_at_once(tmp_path):

@@ -131,7 +131,7 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
     work = Path(tempfile.mkdtemp(prefix="mindzoo-workers-"))
     port = free_port()
     base = {**os.environ, **(env or {}), "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": str(port),
-            "MS_WORKER_NUM": str(workers), "PYTHONUNBUFFERED": "1"}
+            "MS_WORKER_NUM": str(workers), "PYTHONUNBUFFERED": "1", **rank_tmpdir(work)}
     command = [sys.executable, "-m", "mindzoo.cli", *argv]
     say(f"starting 1 scheduler + {workers} workers on 127.0.0.1:{port} (logs in {work})")
     procs = [_spawn("scheduler", command, {**base, "MS_ROLE": "MS_SCHED"}, work / "scheduler.log", None)]
@@ -146,10 +146,22 @@ def launch_local(argv: Sequence[str], workers: int, *, say: Callable[[str], None
         clean = wait_ranks(procs[1:], work, timeout, say)
     finally:
         _stop(procs)
+        shutil.rmtree(work / RANK_TMP, ignore_errors=True)  # every rank has ended: nothing writes there now
     results = [json.loads(p.result.read_text()) if p.result and p.result.is_file() else {} for p in procs[1:]]
     if clean:  # else the warning named the logs
         shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+#: The ranks' own temporary folder inside the launch's: a rank killed outright (SIGKILL, the OOM killer) cannot
+#: remove what it made under $TMPDIR, and the launcher, which outlives it, removes this folder instead.
+RANK_TMP = "tmp"
+
+
+def rank_tmpdir(work: Path) -> dict[str, str]:
+    """``TMPDIR`` for the ranks of a launch whose folder is ``work`` (created here)."""
+    (work / RANK_TMP).mkdir(exist_ok=True)
+    return {"TMPDIR": str(work / RANK_TMP)}
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], log: Path, result: Path | None,

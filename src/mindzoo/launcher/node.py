@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mindzoo.engine.distributed import RankProc, wait_ranks
+from mindzoo.engine.distributed import RankProc, rank_tmpdir, wait_ranks
 from mindzoo.errors import MindzooError
 from mindzoo.launcher.spec import ENV_MASTER_ADDR, ENV_MASTER_PORT, ENV_NODE_RANK, ENV_NUM_NODES
 
@@ -80,7 +80,8 @@ def _mindspore_node(argv: Sequence[str], node: NodeEnv, workers: int, work: Path
 
     host = resolve(node.master)
     base = {**os.environ, "MS_SCHED_HOST": host, "MS_SCHED_PORT": str(node.port),
-            "MS_WORKER_NUM": str(node.nodes * workers), ENV_LOCAL_WORKERS: str(workers), "PYTHONUNBUFFERED": "1"}
+            "MS_WORKER_NUM": str(node.nodes * workers), ENV_LOCAL_WORKERS: str(workers), "PYTHONUNBUFFERED": "1",
+            **rank_tmpdir(work)}
     command = [sys.executable, "-m", "mindzoo.cli", *argv]
     say(f"node {node.rank}/{node.nodes}: {workers} worker(s), scheduler {node.master} ({host}:{node.port})")
     scheduler = (_start(command, {**base, "MS_ROLE": "MS_SCHED"}, work / "scheduler.log")
@@ -138,7 +139,8 @@ def _torch_node(argv: Sequence[str], node: NodeEnv, work: Path, say: Callable[[s
     from mindzoo.engine.torch.launch import ENV_RESULT_DIR
 
     say(f"node {node.rank}/{node.nodes}: 1 torch process, master {node.master}:{node.port}")
-    proc = _start([sys.executable, "-m", "mindzoo.cli", *argv], {**os.environ, ENV_RESULT_DIR: str(work)}, None)
+    proc = _start([sys.executable, "-m", "mindzoo.cli", *argv], {**os.environ, ENV_RESULT_DIR: str(work),
+                                                                 **rank_tmpdir(work)}, None)
     try:
         wait_ranks([_rank(node.rank, work, proc)], None, say=say)
     finally:
