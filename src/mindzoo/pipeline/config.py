@@ -218,12 +218,21 @@ class LaunchConfig:
     port: int = option(8118, help="Rendezvous port of the MindSpore scheduler on pod 0")
     timeout: int = option(7 * 24 * 3600, help="Seconds the Job may run (then it is stopped and the step fails)")
     keep: bool = option(False, help="Keep the Job and its pods after the end (TTL still removes them)")
-    labels: tuple[str, ...] = option((), help="Extra worker pod labels key=value (a Kueue queue, cost allocation)")
+    labels: tuple[str, ...] = option((), help="Extra worker pod labels key=value (cost allocation)")
     max_disruptions: int = option(3, help="Worker pods disrupted (evicted, preempted, node drained) that are "
                                           "replaced before the launch fails; a worker's own error fails it at once")
+    kind: str = option("job", help="What runs the workers: job (an Indexed Job + headless Service, nothing to "
+                                   "install) or trainjob (a Kubeflow Trainer v2.3.0 TrainJob)")
+    runtime: str = option("", help="ClusterTrainingRuntime of a trainjob (default: the chart's for --engine, "
+                                   "mindzoo-mindspore or mindzoo-torch)")
+    queue: str = option("", help="Kueue LocalQueue: labels the Job or TrainJob (and the worker pods) with "
+                                 "kueue.x-k8s.io/queue-name")
 
     def __post_init__(self) -> None:
+        from mindzoo.launcher.spec import KINDS
+
         check(1 <= self.nodes <= 512, "nodes", "must be in 1..512")
+        check(self.kind in KINDS, "kind", f"must be one of {', '.join(KINDS)} (got {self.kind!r})")
         check(self.device in ("", *DEVICES), "device", f"must be one of {', '.join(DEVICES)} (got {self.device!r})")
         check(1024 <= self.port <= 65535, "port", "must be in 1024..65535")
         check(self.timeout > 0, "timeout", "must be > 0")
