@@ -59,3 +59,86 @@ def headless_service(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
             "spec": {"clusterIP": "None", "selector": {"batch.kubernetes.io/job-name": name},
                      "ports": [{"name": "sched", "port": 8118}], "publishNotReadyAddresses": True}}
+
+
+def install_crds(api: Any, timeout: float = 60) -> list[str]:
+    """Create Kubeflow Trainer's CRDs where absent and wait until they are served; the names created."""
+    import time
+
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    import trainerapi
+
+    ext, created = client.ApiextensionsV1Api(api), []
+    for crd in trainerapi.crds():
+        try:
+            ext.create_custom_resource_definition(crd)
+            created.append(crd["metadata"]["name"])
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    deadline = time.monotonic() + timeout
+    for name in created:
+        while not any(c.type == "Established" and c.status == "True"
+                      for c in ext.read_custom_resource_definition(name).status.conditions or []):
+            assert time.monotonic() < deadline, f"CRD {name} not Established in {timeout:.0f}s"
+            time.sleep(0.3)
+    return created
+
+
+def remove_crds(api: Any, names: list[str], timeout: float = 120) -> None:
+    import time
+
+    from kubernetes import client
+
+    ext = client.ApiextensionsV1Api(api)
+    for name in names:
+        ext.delete_custom_resource_definition(name)
+    deadline = time.monotonic() + timeout
+    while [c for c in ext.list_custom_resource_definition().items if c.metadata.name in names]:
+        assert time.monotonic() < deadline, f"CRDs {names} still there after {timeout:.0f}s"
+        time.sleep(0.5)
+
+
+class TrainerStandIn:
+    """Plays the one thing of Trainer's controller the launcher reads: the TrainJob's final condition. Not
+    Trainer (no JobSet, no pods): on the kwok cluster it lets the launcher's create, wait, adopt, replace and
+    delete paths run against the real API server, e.g. to record the calls they make. The real controllers
+    run in the `trainjob` tests on the real node."""
+
+    def __init__(self, api: Any, namespace: str, name: str, outcome: str) -> None:
+        import threading
+
+        self.api, self.namespace, self.name, self.outcome = api, namespace, name, outcome
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"trainer-stand-in-{name}")
+
+    def __enter__(self) -> "TrainerStandIn":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from datetime import datetime, timezone
+
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        custom = client.CustomObjectsApi(self.api)
+        where = ("trainer.kubeflow.org", "v1alpha1", self.namespace, "trainjobs", self.name)
+        while not self.stop.wait(0.2):
+            try:
+                job = custom.get_namespaced_custom_object(*where)
+                if (job.get("status") or {}).get("conditions") or job["metadata"].get("deletionTimestamp"):
+                    continue
+                now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                condition = {"type": self.outcome, "status": "True", "reason": f"JobSet{self.outcome}",
+                             "message": f"jobset {self.outcome.lower()} (stand-in)", "lastTransitionTime": now}
+                custom.patch_namespaced_custom_object_status(*where, {"status": {"conditions": [condition]}})
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise

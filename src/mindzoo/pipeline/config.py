@@ -18,6 +18,7 @@ from mindzoo.config import _join_overrides
 from mindzoo.configkit import check, option, secret
 from mindzoo.datasets import DIGITS_TRAINING
 from mindzoo.errors import ConfigError
+from mindzoo.launcher.spec import KINDS
 
 DEVICES = ("cpu", "gpu", "ascend")
 ENGINES = ("mindspore", "torch")
@@ -112,7 +113,8 @@ def check_run_parameters(items: tuple[str, ...]) -> None:
     here; the steps check everything else themselves.
     """
     values = {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in items)}
-    for key, allowed in (("engine", ENGINES), ("device", DEVICES), ("infer_device", INFER_DEVICES)):
+    for key, allowed in (("engine", ENGINES), ("device", DEVICES), ("infer_device", INFER_DEVICES),
+                         ("launch_kind", KINDS)):
         check(key not in values or values[key] in allowed, "param",
               f"{key} must be one of {', '.join(allowed)} (got {values.get(key)!r})")
     check(not (values.get("engine") == "torch" and values.get("device") == "ascend"), "param",
@@ -229,8 +231,6 @@ class LaunchConfig:
                                  "kueue.x-k8s.io/queue-name")
 
     def __post_init__(self) -> None:
-        from mindzoo.launcher.spec import KINDS
-
         check(1 <= self.nodes <= 512, "nodes", "must be in 1..512")
         check(self.kind in KINDS, "kind", f"must be one of {', '.join(KINDS)} (got {self.kind!r})")
         check(self.device in ("", *DEVICES), "device", f"must be one of {', '.join(DEVICES)} (got {self.device!r})")
