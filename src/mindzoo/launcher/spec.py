@@ -154,6 +154,13 @@ def _pod_spec(spec: LaunchSpec) -> dict[str, Any]:
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.shm_size}}],
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
     }
+    return {**pod, **placement(spec)}
+
+
+def placement(spec: LaunchSpec) -> dict[str, Any]:
+    """Where the worker pods run and as whom: the device pool's node selector and tolerations, the
+    service account (only the fields that are set)."""
+    pod: dict[str, Any] = {}
     if spec.node_selector:
         pod["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:

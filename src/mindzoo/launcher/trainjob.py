@@ -17,7 +17,7 @@ from typing import Any
 
 from mindzoo.configkit import check
 from mindzoo.launcher.spec import (ENV_MASTER_ADDR, ENV_MASTER_PORT, ENV_NODE_RANK, ENV_NUM_NODES, LaunchSpec,
-                                   object_labels, resources, run_env, with_digest)
+                                   object_labels, placement, resources, run_env, with_digest)
 
 GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
@@ -74,13 +74,7 @@ def trainjob_manifest(spec: LaunchSpec) -> dict[str, Any]:
 def _patch(spec: LaunchSpec, labels: dict[str, str]) -> dict[str, Any]:
     """This launch's share of the worker pods that the runtime cannot know: pool placement, service account,
     labels (the same as the Job's workers: the NetworkPolicy and Kueue see no difference)."""
-    pod: dict[str, Any] = {}
-    if spec.node_selector:
-        pod["nodeSelector"] = dict(spec.node_selector)
-    if spec.tolerations:
-        pod["tolerations"] = [{k: v for k, v in vars(t).items() if v is not None} for t in spec.tolerations]
-    if spec.service_account:
-        pod["serviceAccountName"] = spec.service_account
+    pod = placement(spec)
     template: dict[str, Any] = {"metadata": {"labels": {**spec.pod_labels, **labels}}}
     if pod:
         template["spec"] = pod
