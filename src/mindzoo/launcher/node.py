@@ -2,7 +2,8 @@
 
 The launcher's Indexed Job (or TrainJob and its runtime) gives every pod its node rank, the
 node count and pod 0's stable name (``MINDZOO_*``, see :mod:`.spec`; ``PET_*`` under Trainer's
-torch runtime). This turns them into MindSpore's dynamic cluster: pod 0 also runs the scheduler (``MS_ROLE=MS_SCHED``), and each pod runs
+torch runtime). This turns them into MindSpore's dynamic cluster: pod 0 also runs the
+scheduler (``MS_ROLE=MS_SCHED``), and each pod runs
 ``workers`` worker processes of the same ``mindzoo train`` command with global
 ranks ``node_rank * workers + i`` (``MS_NODE_ID``) out of ``nodes * workers``. It is the
 multi-node counterpart of ``mindzoo.engine.distributed.launch_local``, which does the

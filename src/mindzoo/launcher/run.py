@@ -1,11 +1,13 @@
 """Create (or adopt), watch and clean up a distributed launch on Kubernetes.
 
-Rank 0's log is streamed as it runs; a failed pod fails the launch with its log tail; the Job
-(and through owner references its pods and Service) is deleted at the end whatever happened -
-SIGTERM included - and TTL covers a launcher that is killed outright. Such a killed launcher's
-Job keeps running: launching again with the same run id adopts it (same name, same spec digest)
-instead of failing with 409, and a Job that failed meanwhile is replaced. Every API call rides out
-transient errors (:mod:`.kubecall`).
+The launch runs as an Indexed Job + headless Service or as a Kubeflow Trainer TrainJob; this
+loop is the same for both and drives the kind through :class:`.kinds.Kind`. Rank 0's log is
+streamed as it runs; a failed pod fails the launch with its log tail; the Job or TrainJob (and
+through owner references its pods and Service) is deleted at the end whatever happened -
+SIGTERM included - and the Job's TTL covers a launcher that is killed outright. Such a killed
+launcher's object keeps running: launching again with the same run id adopts it (same name,
+same spec digest) instead of failing with 409, and one that failed meanwhile is replaced. Every
+API call rides out transient errors (:mod:`.kubecall`).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class LaunchInterrupted(LaunchFailed):
 
 
 class LaunchConflict(MindzooError):
-    """A Job of this name exists that this launch did not create and may not adopt."""
+    """A Job or TrainJob of this name exists that this launch did not create and may not adopt."""
 
 
 def launch(spec: LaunchSpec, api_client: Any, say: Callable[[str], None] = print, poll_s: float = 2.0,
@@ -244,7 +246,8 @@ def _log_tail(core: Any, spec: LaunchSpec, pod_name: str, backoff: Backoff = Bac
     return " | ".join(text[-5:]) if text else "(empty log)"
 
 
-def _stream_rank0(core: Any, kind: Kind, spec: LaunchSpec, say: Callable[[str], None], backoff: Backoff) -> threading.Thread:
+def _stream_rank0(core: Any, kind: Kind, spec: LaunchSpec, say: Callable[[str], None],
+                  backoff: Backoff) -> threading.Thread:
     """Follow pod 0's log in the background (rank 0 prints progress and metrics)."""
 
     def follow() -> None:

@@ -1,7 +1,8 @@
 """``mindzoo launch train``: the train step on worker pods instead of in this pod.
 
 This process (a KFP task pod, or a shell with a kubeconfig) creates an Indexed Job and its
-headless Service, or a Kubeflow Trainer TrainJob (``--launch-kind``, :mod:`.run`), streams rank 0's log, waits, and turns rank 0's
+headless Service, or a Kubeflow Trainer TrainJob (``--launch-kind``, :mod:`.run`), streams
+rank 0's log, waits, and turns rank 0's
 result into this step's KFP outputs, exactly as ``mindzoo train`` would have. The
 pods run ``mindzoo launch node ... -- train <the same flags>`` (:mod:`.node`) in the
 device pool's image with its resources, node selector and tolerations; they get the
