@@ -217,8 +217,10 @@ class LaunchConfig:
     s3_secret_key_key: str = option("secretkey", help="Key of the secret key in --launch-s3-secret")
     cpu: str = option("2", help="CPU request of each worker pod")
     memory: str = option("8Gi", help="Memory request and limit of each worker pod")
-    port: int = option(8118, help="Rendezvous port of the MindSpore scheduler on pod 0")
-    timeout: int = option(7 * 24 * 3600, help="Seconds the Job may run (then it is stopped and the step fails)")
+    port: int = option(8118, help="Rendezvous port of the MindSpore scheduler on pod 0 (a trainjob's runtime "
+                                  "sets its own: the chart's trainer.runtimes.port)")
+    timeout: int = option(7 * 24 * 3600, help="Seconds the Job or TrainJob may run (then it is stopped and the "
+                                              "step fails)")
     keep: bool = option(False, help="Keep the Job and its pods after the end (TTL still removes them)")
     labels: tuple[str, ...] = option((), help="Extra worker pod labels key=value (cost allocation)")
     max_disruptions: int = option(3, help="Worker pods disrupted (evicted, preempted, node drained) that are "
