@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kwoknodes import FAIL_LABEL
+
 #: What the workers of a launch print (kwok serves it as every worker's log).
 PROGRESS_LOG = ("mindzoo train: rank 0 of 2, 8 workers, device Ascend910",
                 "epoch 1/2 step 50/50 loss=1.9731", "epoch 2/2 step 50/50 loss=1.2047 top1=0.412",
@@ -102,15 +104,20 @@ def remove_crds(api: Any, names: list[str], timeout: float = 120) -> None:
 
 
 class TrainerStandIn:
-    """Plays the one thing of Trainer's controller the launcher reads: the TrainJob's final condition. Not
-    Trainer (no JobSet, no pods): on the kwok cluster it lets the launcher's create, wait, adopt, replace and
-    delete paths run against the real API server, e.g. to record the calls they make. The real controllers
-    run in the `trainjob` tests on the real node."""
+    """Plays what the launcher reads of Trainer and JobSet - nothing more, and it is not Trainer. Without
+    ``pool``: the TrainJob's final condition (``outcome``). With ``pool``: the worker pods too, as an Indexed
+    Job ``<trainjob>-node-0`` whose pods carry JobSet's label (and the completion index, from the Job
+    controller), so its pods are named as JobSet names them (``<trainjob>-node-0-<index>-<random>``); kwok
+    runs (or, with ``fail``, fails) them, and the TrainJob's condition follows the Job's. On the kwok cluster
+    it lets the launcher's create, wait, stream, report, adopt, replace and delete paths run against the real
+    API server. The real controllers run in the `trainjob` tests on the real node."""
 
-    def __init__(self, api: Any, namespace: str, name: str, outcome: str) -> None:
+    def __init__(self, api: Any, namespace: str, name: str, outcome: str = "Complete",
+                 pool: dict[str, Any] | None = None, fail: bool = False) -> None:
         import threading
 
         self.api, self.namespace, self.name, self.outcome = api, namespace, name, outcome
+        self.pool, self.fail = pool, fail
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"trainer-stand-in-{name}")
 
@@ -123,22 +130,49 @@ class TrainerStandIn:
         self.thread.join(timeout=10)
 
     def _run(self) -> None:
-        from datetime import datetime, timezone
-
         from kubernetes import client
         from kubernetes.client.rest import ApiException
 
-        custom = client.CustomObjectsApi(self.api)
+        custom, batch = client.CustomObjectsApi(self.api), client.BatchV1Api(self.api)
         where = ("trainer.kubeflow.org", "v1alpha1", self.namespace, "trainjobs", self.name)
         while not self.stop.wait(0.2):
             try:
                 job = custom.get_namespaced_custom_object(*where)
                 if (job.get("status") or {}).get("conditions") or job["metadata"].get("deletionTimestamp"):
                     continue
-                now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                condition = {"type": self.outcome, "status": "True", "reason": f"JobSet{self.outcome}",
-                             "message": f"jobset {self.outcome.lower()} (stand-in)", "lastTransitionTime": now}
-                custom.patch_namespaced_custom_object_status(*where, {"status": {"conditions": [condition]}})
+                outcome = self.outcome if self.pool is None else self._workers(batch, job)
+                if outcome:
+                    custom.patch_namespaced_custom_object_status(*where, {"status": {"conditions": [
+                        _condition(outcome)]}})
             except ApiException as exc:
                 if exc.status not in (404, 409):
                     raise
+
+    def _workers(self, batch: Any, trainjob: dict[str, Any]) -> str | None:
+        """Create the workers' Job once; then its outcome as the TrainJob's condition type (None: running)."""
+        from kubernetes.client.rest import ApiException
+
+        name = f"{self.name}-node-0"
+        try:
+            status = batch.read_namespaced_job(name, self.namespace).status
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            nodes = trainjob["spec"]["trainer"]["numNodes"]
+            labels = {"jobset.sigs.k8s.io/jobset-name": self.name, **({FAIL_LABEL: "true"} if self.fail else {})}
+            job = worker_job(name, self.pool, workers=nodes, per_worker=1, labels=labels)
+            job["spec"]["template"]["spec"]["containers"][0]["name"] = "node"
+            job["metadata"]["ownerReferences"] = [{"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+                                                   "name": self.name, "uid": trainjob["metadata"]["uid"]}]
+            batch.create_namespaced_job(self.namespace, job)
+            return None
+        true = {c.type for c in status.conditions or [] if c.status == "True"}
+        return "Failed" if "Failed" in true else "Complete" if "Complete" in true else None
+
+
+def _condition(outcome: str) -> dict[str, str]:
+    from datetime import datetime, timezone
+
+    return {"type": outcome, "status": "True", "reason": f"JobSet{outcome}",
+            "message": f"jobset {outcome.lower()} (stand-in)",
+            "lastTransitionTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

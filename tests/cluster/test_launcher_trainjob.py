@@ -102,3 +102,42 @@ def test_the_api_server_takes_the_charts_runtimes_and_the_launchers_trainjob_as_
     finally:
         for name in created:
             custom.delete_cluster_custom_object(GROUP, VERSION, "clustertrainingruntimes", name)
+
+
+def test_a_trainjob_launch_streams_rank0_and_cleans_up(cluster, mindzoo_release, trainer_crds):
+    """With TrainerStandIn playing Trainer and JobSet (their controllers run on the real node's tests): the
+    launcher finds the workers by JobSet's label, follows pod 0's log and deletes the TrainJob at the end."""
+    from launcher_objects import PROGRESS_LOG, TrainerStandIn
+
+    ns, sa = mindzoo_release["namespace"], mindzoo_release["service_account"]
+    pool = mindzoo_release["defaults"]["MINDZOO_NODE_POOLS"]["gpu"]
+    spec = gpu_spec(ns, pool)
+    said = []
+    with cluster.pod_logs(ns, PROGRESS_LOG, container="node"), \
+            TrainerStandIn(cluster.api_client(), ns, spec.name, pool=pool):
+        result = launch(spec, cluster.impersonate(ns, sa), say=said.append, poll_s=0.3)
+        cluster.wait_for("rank 0's log", lambda: f"[rank0] {PROGRESS_LOG[-1]}" in said)
+    assert result.succeeded == 2 and not result.adopted
+    assert said[0] == f"launched trainjob {ns}/{spec.name}: 2 node(s), image localhost/mindzoo-gpu:0.1.0"
+    custom = cluster.custom()
+    cluster.wait_for("the TrainJob and its workers gone", lambda: not custom.list_namespaced_custom_object(
+        GROUP, VERSION, ns, "trainjobs")["items"] and not cluster.core().list_namespaced_pod(
+        ns, label_selector=f"jobset.sigs.k8s.io/jobset-name={spec.name}").items)
+
+
+def test_a_failing_worker_fails_the_trainjob_launch_with_its_rank_pod_and_log_tail(cluster, mindzoo_release,
+                                                                                  trainer_crds):
+    from launcher_objects import FAILING_LOG, TrainerStandIn
+
+    from mindzoo.launcher.run import LaunchFailed
+
+    ns, sa = mindzoo_release["namespace"], mindzoo_release["service_account"]
+    pool = mindzoo_release["defaults"]["MINDZOO_NODE_POOLS"]["gpu"]
+    spec = gpu_spec(ns, pool)
+    with cluster.pod_logs(ns, FAILING_LOG, container="node"), \
+            TrainerStandIn(cluster.api_client(), ns, spec.name, pool=pool, fail=True):
+        with pytest.raises(LaunchFailed) as err:
+            launch(spec, cluster.impersonate(ns, sa), say=lambda line: None, poll_s=0.3)
+    message = str(err.value)
+    assert message.startswith(f"worker 0 ({spec.name}-node-0-0-"), message
+    assert message.endswith(" | ".join(FAILING_LOG[-5:])), message
