@@ -69,6 +69,8 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
         engine: str = "mindspore",
         workers: int = 1,
         nodes: int = 1,
+        launch_kind: str = "job",
+        launch_queue: str = "",
         input_size: int = 0,
         steps_per_epoch: int = 0,
         min_top1: float = 0.0,
@@ -93,6 +95,8 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
                 export (MindIR) and inference.
             workers: Worker processes per node: devices per node on GPU/Ascend, CPU processes on CPU.
             nodes: Nodes; more than 1 launches an Indexed Job of worker pods (MindSpore dynamic cluster).
+            launch_kind: With nodes > 1: job (an Indexed Job, nothing to install) or trainjob (Kubeflow Trainer).
+            launch_queue: With nodes > 1: the Kueue LocalQueue of the worker pods; empty: none.
             input_size: Input side in pixels (0: the recipe's).
             steps_per_epoch: Cap on steps per epoch (0: the whole split); for smoke runs.
             min_top1: Evaluate gate: the pipeline stops before export below this top-1 (0..1).
@@ -117,8 +121,8 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
             launched = train_distributed(
                 nodes=nodes, device=device, launch_pools=tasks.launch_pools(cfg), s3_secret=cfg.s3_secret,
                 s3_access_key_key=cfg.s3_access_key_key, s3_secret_key_key=cfg.s3_secret_key_key,
-                launch_timeout=cfg.launch_timeout, **({"service_account": cfg.worker_service_account}
-                                                      if cfg.worker_service_account else {}), **run)
+                launch_timeout=cfg.launch_timeout, launch_kind=launch_kind, launch_queue=launch_queue,
+                **({"service_account": cfg.worker_service_account} if cfg.worker_service_account else {}), **run)
         with dsl.Elif(device == "ascend", name="train-ascend"):
             ascend = tasks.on_pool(train(device="ascend", **run), cfg, "ascend910", workers, images.ASCEND)
         with dsl.Elif(device == "gpu", name="train-gpu"):

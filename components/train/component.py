@@ -127,6 +127,8 @@ def train_distributed(
     launch_timeout: Optional[int] = None,
     launch_cpu: Optional[str] = None,
     launch_memory: Optional[str] = None,
+    launch_kind: Optional[str] = None,
+    launch_queue: Optional[str] = None,
     model: Optional[str] = None,
     recipe: Optional[str] = None,
     set: Optional[str] = None,  # noqa: A002 - the CLI flag's name
@@ -147,7 +149,7 @@ def train_distributed(
     cache_dir: Optional[str] = None,
     init_from: Optional[str] = None,
 ):
-    """Train on `nodes` pods of an Indexed Job (MindSpore dynamic cluster; pod 0 hosts the scheduler).
+    """Train on `nodes` pods of an Indexed Job or a TrainJob (MindSpore dynamic cluster; pod 0 hosts the scheduler).
 
     Args:
         dataset: The preprocess step's Dataset.
@@ -162,6 +164,8 @@ def train_distributed(
         launch_timeout: Seconds the Job may run.
         launch_cpu: CPU request of each worker pod.
         launch_memory: Memory request and limit of each worker pod.
+        launch_kind: job (an Indexed Job + headless Service) or trainjob (a Kubeflow Trainer v2.3.0 TrainJob).
+        launch_queue: Kueue LocalQueue of the workers (the kueue.x-k8s.io/queue-name label); empty: none.
         model: See `train`.
         recipe: See `train`.
         set: See `train`.
@@ -199,6 +203,8 @@ def train_distributed(
             flag("launch_timeout", launch_timeout, "--launch-timeout"),
             flag("launch_cpu", launch_cpu, "--launch-cpu"),
             flag("launch_memory", launch_memory, "--launch-memory"),
+            flag("launch_kind", launch_kind, "--launch-kind"),
+            flag("launch_queue", launch_queue, "--launch-queue"),
             *executor_input(),
         ],
     )

@@ -41,8 +41,10 @@ class Chart:
         return proc
 
     def _template_args(self, values: dict[str, Any] | None, files: tuple[Path | str, ...], release: str,
-                       namespace: str) -> list[str]:
+                       namespace: str, api_versions: tuple[str, ...] = ()) -> list[str]:
         args = ["template", release, str(self.path), "--namespace", namespace]
+        for api in api_versions:  # what `.Capabilities.APIVersions.Has` sees (a cluster's CRDs)
+            args += ["--api-versions", api]
         for file in files:
             args += ["-f", str(CHART / "ci" / file) if isinstance(file, str) else str(file)]
         for key, value in _flatten(values or {}):
@@ -50,11 +52,11 @@ class Chart:
         return args
 
     def template(self, values: dict[str, Any] | None = None, *files: Path | str, release: str = "rel",
-                 namespace: str = "ml") -> list[dict[str, Any]]:
+                 namespace: str = "ml", api_versions: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Render with ``helm template`` (test hooks included) and parse every document."""
         import yaml
 
-        out = self.helm(*self._template_args(values, files, release, namespace)).stdout
+        out = self.helm(*self._template_args(values, files, release, namespace, api_versions)).stdout
         return [doc for doc in yaml.safe_load_all(out) if doc]
 
     def template_error(self, values: dict[str, Any] | None = None, *files: Path | str) -> str:

@@ -1,7 +1,8 @@
 """What a client asked the API server for, as RBAC sees it: (apiGroup, resource, verb) triples.
 
 ``record(api)`` makes an ApiClient note every call it makes (the generated API classes all go through
-``ApiClient.call_api`` with the path template, e.g. ``/apis/batch/v1/namespaces/{namespace}/jobs/{name}``);
+``ApiClient.call_api`` with the path template, e.g. ``/apis/batch/v1/namespaces/{namespace}/jobs/{name}``;
+custom objects' group, version and resource are filled in);
 ``triples(calls)`` turns them into what a Role must grant for them.
 """
 
@@ -16,7 +17,11 @@ def record(api: Any) -> list[tuple[str, str, dict]]:
     original = api.call_api
 
     def call_api(resource_path, method, path_params=None, query_params=None, *args, **kwargs):
-        calls.append((method, resource_path, dict(query_params or [])))
+        # CustomObjectsApi's template names the API group and resource as parameters too: fill those in.
+        path = resource_path
+        for key in ("group", "version", "plural"):
+            path = path.replace("{%s}" % key, str(dict(path_params or {}).get(key, "{%s}" % key)))
+        calls.append((method, path, dict(query_params or [])))
         return original(resource_path, method, path_params, query_params, *args, **kwargs)
 
     api.call_api = call_api

@@ -143,3 +143,18 @@ def real_release(real_cluster):
             "defaults": defaults, "minio": {"endpoint": f"{service.cluster_ip}:{port}",
                                             "access_key": base64.b64decode(secret["accesskey"]).decode(),
                                             "secret_key": base64.b64decode(secret["secretkey"]).decode()}}
+
+
+@pytest.fixture(scope="module")
+def trainer_crds(cluster) -> Iterator[None]:
+    """Kubeflow Trainer v2.3.0's CRDs (from the Go module cache, tests/trainerapi.py) on the kwok cluster, for
+    one test module: no Trainer controller and no webhook, so the API server validates TrainJobs and runtimes
+    against the CRD schemas and nothing acts on them. Removed at the module's end: other modules test a
+    cluster without them."""
+    import launcher_objects
+
+    created = launcher_objects.install_crds(cluster.api_client())
+    try:
+        yield
+    finally:
+        launcher_objects.remove_crds(cluster.api_client(), created)

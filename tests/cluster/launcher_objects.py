@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kwoknodes import FAIL_LABEL
+
 #: What the workers of a launch print (kwok serves it as every worker's log).
 PROGRESS_LOG = ("mindzoo train: rank 0 of 2, 8 workers, device Ascend910",
                 "epoch 1/2 step 50/50 loss=1.9731", "epoch 2/2 step 50/50 loss=1.2047 top1=0.412",
@@ -59,3 +61,118 @@ def headless_service(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
             "spec": {"clusterIP": "None", "selector": {"batch.kubernetes.io/job-name": name},
                      "ports": [{"name": "sched", "port": 8118}], "publishNotReadyAddresses": True}}
+
+
+def install_crds(api: Any, timeout: float = 60) -> list[str]:
+    """Create Kubeflow Trainer's CRDs where absent and wait until they are served; the names created."""
+    import time
+
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    import trainerapi
+
+    ext, created = client.ApiextensionsV1Api(api), []
+    for crd in trainerapi.crds():
+        try:
+            ext.create_custom_resource_definition(crd)
+            created.append(crd["metadata"]["name"])
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    deadline = time.monotonic() + timeout
+    for name in created:
+        while not any(c.type == "Established" and c.status == "True"
+                      for c in ext.read_custom_resource_definition(name).status.conditions or []):
+            assert time.monotonic() < deadline, f"CRD {name} not Established in {timeout:.0f}s"
+            time.sleep(0.3)
+    return created
+
+
+def remove_crds(api: Any, names: list[str], timeout: float = 120) -> None:
+    import time
+
+    from kubernetes import client
+
+    ext = client.ApiextensionsV1Api(api)
+    for name in names:
+        ext.delete_custom_resource_definition(name)
+    deadline = time.monotonic() + timeout
+    while [c for c in ext.list_custom_resource_definition().items if c.metadata.name in names]:
+        assert time.monotonic() < deadline, f"CRDs {names} still there after {timeout:.0f}s"
+        time.sleep(0.5)
+
+
+class TrainerStandIn:
+    """Plays what the launcher reads of Trainer and JobSet - nothing more, and it is not Trainer. Without
+    ``pool``: the TrainJob's final condition (``outcome``). With ``pool``: the worker pods too, as an Indexed
+    Job ``<trainjob>-node-0`` whose pods carry JobSet's label (and the completion index, from the Job
+    controller), so its pods are named as JobSet names them (``<trainjob>-node-0-<index>-<random>``); kwok
+    runs (or, with ``fail``, fails) them, and the TrainJob's condition follows the Job's. On the kwok cluster
+    it lets the launcher's create, wait, stream, report, adopt, replace and delete paths run against the real
+    API server. The real controllers run in the `trainjob` tests on the real node."""
+
+    def __init__(self, api: Any, namespace: str, name: str, outcome: str = "Complete",
+                 pool: dict[str, Any] | None = None, fail: bool = False) -> None:
+        import threading
+
+        self.api, self.namespace, self.name, self.outcome = api, namespace, name, outcome
+        self.pool, self.fail = pool, fail
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"trainer-stand-in-{name}")
+
+    def __enter__(self) -> "TrainerStandIn":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        custom, batch = client.CustomObjectsApi(self.api), client.BatchV1Api(self.api)
+        where = ("trainer.kubeflow.org", "v1alpha1", self.namespace, "trainjobs", self.name)
+        while not self.stop.wait(0.2):
+            try:
+                job = custom.get_namespaced_custom_object(*where)
+                if (job.get("status") or {}).get("conditions") or job["metadata"].get("deletionTimestamp"):
+                    continue
+                outcome = self.outcome if self.pool is None else self._workers(batch, job)
+                if outcome:
+                    custom.patch_namespaced_custom_object_status(*where, {"status": {"conditions": [
+                        _condition(outcome)]}})
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+
+    def _workers(self, batch: Any, trainjob: dict[str, Any]) -> str | None:
+        """Create the workers' Job once; then its outcome as the TrainJob's condition type (None: running)."""
+        from kubernetes.client.rest import ApiException
+
+        name = f"{self.name}-node-0"
+        try:
+            status = batch.read_namespaced_job(name, self.namespace).status
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            nodes = trainjob["spec"]["trainer"]["numNodes"]
+            labels = {"jobset.sigs.k8s.io/jobset-name": self.name, **({FAIL_LABEL: "true"} if self.fail else {})}
+            job = worker_job(name, self.pool, workers=nodes, per_worker=1, labels=labels)
+            job["spec"]["template"]["spec"]["containers"][0]["name"] = "node"
+            job["metadata"]["ownerReferences"] = [{"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+                                                   "name": self.name, "uid": trainjob["metadata"]["uid"]}]
+            batch.create_namespaced_job(self.namespace, job)
+            return None
+        true = {c.type for c in status.conditions or [] if c.status == "True"}
+        return "Failed" if "Failed" in true else "Complete" if "Complete" in true else None
+
+
+def _condition(outcome: str) -> dict[str, str]:
+    from datetime import datetime, timezone
+
+    return {"type": outcome, "status": "True", "reason": f"JobSet{outcome}",
+            "message": f"jobset {outcome.lower()} (stand-in)",
+            "lastTransitionTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

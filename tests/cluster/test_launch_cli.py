@@ -177,6 +177,22 @@ def test_a_launch_the_api_refuses_is_one_error_line_naming_the_namespace(cluster
     assert "forbidden" in lines[-1] and "system:serviceaccount:mindzoo:mindzoo-pipeline" in lines[-1]
 
 
+def test_a_trainjob_launch_without_trainer_is_one_error_line_and_creates_nothing(cluster, stack, bucket,
+                                                                                as_pipeline_sa):
+    """This cluster has no Kubeflow Trainer (its CRDs are only applied inside test_launcher_trainjob.py's
+    tests): the line says what to install, and neither a TrainJob nor a Job is left."""
+    from mindzoo.launcher.train import job_name
+
+    kubeconfig, ns, pools = as_pipeline_sa
+    code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "no-trainer-1",
+                                        "--launch-kind", "trainjob", stand_in=False)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and executor_output is None and "Traceback" not in err, err[-2000:]
+    assert lines[-1].startswith(f"error: cannot create trainjob {ns}/{job_name('no-trainer-1')}: "), lines[-1]
+    assert "Kubeflow Trainer v2.3.0's CRDs and controller" in lines[-1]
+    assert job_name("no-trainer-1") not in {j.metadata.name for j in cluster.batch().list_namespaced_job(ns).items}
+
+
 def running_workers(cluster, ns, name):
     pods = cluster.core().list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
     return len([p for p in pods if p.status.phase == "Running"]) == 2

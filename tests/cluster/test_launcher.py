@@ -17,7 +17,7 @@ import threading
 
 from apicalls import record, role_triples, triples
 from kubeharness import FAIL_LABEL, HOLD_LABEL
-from launcher_objects import FAILING_LOG, PROGRESS_LOG
+from launcher_objects import FAILING_LOG, PROGRESS_LOG, TrainerStandIn
 from mindzoo.launcher import LaunchSpec, Toleration
 from mindzoo.launcher.run import LaunchConflict, LaunchFailed, launch
 
@@ -193,9 +193,11 @@ def test_a_second_launch_adopts_the_job_and_refuses_another_spec(cluster, as_pip
     assert cluster.wait_for("adopted launch cleaned up", lambda: gone(cluster, ns, spec.name), 60)
 
 
-def test_the_role_grants_exactly_what_the_launcher_calls(cluster, mindzoo_release):
+def test_the_role_grants_exactly_what_the_launcher_calls(cluster, mindzoo_release, trainer_crds):
     """Every path of the launcher - create, follow, log tail, adopt, replace a failed Job, delete - run as
-    the pipeline ServiceAccount while recording its calls; their RBAC triples must be the Role's rules."""
+    the pipeline ServiceAccount while recording its calls, for both kinds; their RBAC triples must be the
+    Role's rules. The TrainJob's conditions come from a stand-in for Trainer's controller (TrainerStandIn:
+    on kwok there is no Trainer), so its paths make exactly the calls they make on a real cluster."""
     from kubernetes import client
 
     ns, sa = mindzoo_release["namespace"], mindzoo_release["service_account"]
@@ -213,6 +215,17 @@ def test_the_role_grants_exactly_what_the_launcher_calls(cluster, mindzoo_releas
             with pytest.raises(LaunchFailed):
                 launch(failing, api, say=said.append, poll_s=0.3, cleanup=cleanup)
     assert any("of an earlier attempt failed or is going: replacing it" in line for line in said), said
+    for outcome in ("Complete", "Failed"):
+        said.clear()
+        spec = ascend_spec(ns, pool, kind="trainjob", runtime="mindzoo-mindspore")
+        with TrainerStandIn(cluster.api_client(), ns, spec.name, outcome):
+            for cleanup in (False, True):  # the second launch adopts (or replaces) what the first one kept
+                if outcome == "Complete":
+                    assert launch(spec, api, say=said.append, poll_s=0.3, cleanup=cleanup).adopted is cleanup
+                else:
+                    with pytest.raises(LaunchFailed, match="stand-in"):
+                        launch(spec, api, say=said.append, poll_s=0.3, cleanup=cleanup)
+        assert outcome == "Complete" or any("replacing it" in line for line in said), said
     roles = client.RbacAuthorizationV1Api(cluster.api_client()).list_namespaced_role(ns).items
     role = next(r for r in roles if r.metadata.name.endswith("-launcher"))
     assert triples(calls) == role_triples(role), (sorted(triples(calls)), sorted(role_triples(role)))

@@ -11,7 +11,8 @@ pytestmark = [pytest.mark.control, pytest.mark.cluster]
 
 #: (apiGroup, resource, verb) the launcher Role grants, nothing more (test_launcher.py checks that the
 #: launcher's recorded calls are exactly these).
-GRANTED = {("batch", "jobs", v) for v in ("create", "get", "delete")} | {
+GRANTED = {(group, resource, v) for group, resource in (("batch", "jobs"), ("trainer.kubeflow.org", "trainjobs"))
+           for v in ("create", "get", "delete")} | {
     ("", "services", v) for v in ("create", "delete")} | {("", "pods", "list"), ("", "pods/log", "get")}
 #: What every authenticated user may do (system:basic-user): ask about itself.
 SELF_REVIEWS = {("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
@@ -70,7 +71,8 @@ def _raise_forbidden():
 
 @pytest.mark.parametrize("what", ["cluster role", "secret read", "secret create", "config map", "pod", "deployment",
                                   "job patch", "job list", "job finalizers", "service list", "service read",
-                                  "pod read", "job in another namespace", "role binding"])
+                                  "pod read", "job in another namespace", "role binding", "trainjob list",
+                                  "trainjob patch", "training runtime"])
 def test_anything_else_is_forbidden(cluster, mindzoo_release, as_launcher, what):
     from kubernetes import client
 
@@ -103,6 +105,15 @@ def test_anything_else_is_forbidden(cluster, mindzoo_release, as_launcher, what)
         "service read": lambda: core.read_namespaced_service("mindzoo-minio", ns),
         "pod read": lambda: core.read_namespaced_pod("anything", ns),
         "job in another namespace": lambda: batch.create_namespaced_job("default", worker_job("x", pool)),
+        # The Trainer API need not exist for these: RBAC answers before the resource is looked up.
+        "trainjob list": lambda: client.CustomObjectsApi(as_launcher).list_namespaced_custom_object(
+            "trainer.kubeflow.org", "v1alpha1", ns, "trainjobs"),
+        "trainjob patch": lambda: client.CustomObjectsApi(as_launcher).patch_namespaced_custom_object(
+            "trainer.kubeflow.org", "v1alpha1", ns, "trainjobs", "anything", {"spec": {"suspend": True}}),
+        "training runtime": lambda: client.CustomObjectsApi(as_launcher).create_cluster_custom_object(
+            "trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes",
+            {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
+             "metadata": {"name": "escalate"}, "spec": {}}),
         "role binding": lambda: client.RbacAuthorizationV1Api(as_launcher).create_namespaced_role_binding(ns, {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "x"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},

@@ -113,3 +113,20 @@ def test_a_pinned_worker_image_tells_the_pods_its_digest():
     assert "MINDZOO_IMAGE_DIGEST" not in spec().env  # a tag alone: the digest is unknown, never guessed
     with pytest.raises(ConfigError, match=r"^launch.image: expected sha256:<64 hex digits> \(got 'sha256:xyz'\)"):
         spec(pools=_pinned_pools("r/mindzoo-ascend:1@sha256:xyz"))
+
+
+def test_the_launch_kind_picks_the_engines_runtime_unless_one_is_named():
+    assert (spec().kind, spec().queue) == ("job", "")
+    built = spec(kind="trainjob", queue="team-a")
+    assert (built.kind, built.runtime, built.queue) == ("trainjob", "mindzoo-mindspore", "team-a")
+    cfg = TrainConfig(dataset="s3://b/datasets/d", run_id="run-1", device="cpu", engine="torch")
+    torch = build_spec(cfg, LaunchConfig(nodes=2, pools=POOLS, s3_secret="s", namespace="ml", kind="trainjob"),
+                       StorageConfig(), TrackingConfig())
+    assert torch.runtime == "mindzoo-torch"
+    assert spec(kind="trainjob", runtime="team-runtime").runtime == "team-runtime"
+
+
+def test_an_unknown_launch_kind_is_one_config_error():
+    with pytest.raises(ConfigError) as err:
+        LaunchConfig(kind="jobset")
+    assert err.value.key == "kind" and "job, trainjob" in str(err.value)

@@ -149,6 +149,11 @@ def test_the_distributed_branch_launches_worker_pods_on_the_device_pool(tmp_path
     assert "nodeSelector" not in platform[label]  # the launcher pod waits; the worker pods hold the devices
     args = container["args"]
     assert args[args.index("--launch-pools") + 1] == "{{$.inputs.parameters['launch_pools']}}"
+    # The run's launch kind and Kueue queue reach the launcher (pipeline parameters, default: an Indexed Job).
+    flags = [json.loads(a)["IfPresent"]["Then"][0] for a in args if isinstance(a, str) and a.startswith('{"IfPresent"')]
+    assert {"--launch-kind", "--launch-queue"} <= set(flags)
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert (inputs["launch_kind"]["defaultValue"], inputs["launch_queue"]["defaultValue"]) == ("job", "")
     pools = launch_pools(spec)
     assert pools["ascend"]["resource"] == "huawei.com/Ascend910" and "/mindzoo-ascend:" in pools["ascend"]["image"]
     assert pools["ascend"]["node_selector"] == {"accelerator": "huawei-Ascend910"}

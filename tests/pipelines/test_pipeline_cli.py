@@ -166,6 +166,7 @@ def test_submit_wait_reports_success(capsys):
         ("device=tpu", "error: pipeline.param: device must be one of cpu, gpu, ascend (got 'tpu')"),
         ("infer_device=gpu", "error: pipeline.param: infer_device must be one of cpu, ascend310, ascend310p "
                              "(got 'gpu')"),
+        ("launch_kind=jobset", "error: pipeline.param: launch_kind must be one of job, trainjob (got 'jobset')"),
         ("engine=torch,device=ascend", "error: pipeline.param: engine=torch cannot train on device=ascend (the "
                                        "torch engine trains on cpu or gpu; use engine=mindspore)"),
     ]],

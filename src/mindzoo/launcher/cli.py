@@ -14,7 +14,7 @@ from mindzoo.pipeline.config import LaunchConfig
 
 @click.group("launch")
 def launch() -> None:
-    """Distributed training on Kubernetes: an Indexed Job of worker pods plus a headless Service."""
+    """Distributed training on Kubernetes: an Indexed Job of worker pods plus a headless Service, or a TrainJob."""
 
 
 def _split(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -35,8 +35,9 @@ def _split(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click_options(TrackingConfig, prefix="tracking")
 @click.option("--executor-input", default="", help="KFP executor input JSON ({{$}}); set by the pipeline")
 def launch_train(executor_input: str, **flags: Any) -> None:
-    """`mindzoo train` on --launch-nodes pods of an Indexed Job (MindSpore dynamic cluster, pod 0 hosts the
-    scheduler); follows rank 0's log, fails with a failing worker's log tail, deletes the Job at the end."""
+    """`mindzoo train` on --launch-nodes pods of an Indexed Job or a Kubeflow Trainer TrainJob (--launch-kind;
+    MindSpore dynamic cluster, pod 0 hosts the scheduler); follows rank 0's log, fails with a failing worker's
+    log tail, deletes the Job or TrainJob at the end."""
     from mindzoo.launcher import train as launcher
     from mindzoo.steps.context import StepContext, _execute
 

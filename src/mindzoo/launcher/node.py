@@ -1,8 +1,9 @@
 """One node of a distributed launch: what ``mindzoo launch node`` runs inside each worker pod.
 
-The launcher's Indexed Job gives every pod its node rank, the node count and pod 0's
-stable name (``MINDZOO_*``, see :mod:`.spec`). This turns them into MindSpore's dynamic
-cluster: pod 0 also runs the scheduler (``MS_ROLE=MS_SCHED``), and each pod runs
+The launcher's Indexed Job (or TrainJob and its runtime) gives every pod its node rank, the
+node count and pod 0's stable name (``MINDZOO_*``, see :mod:`.spec`; ``PET_*`` under Trainer's
+torch runtime). This turns them into MindSpore's dynamic cluster: pod 0 also runs the
+scheduler (``MS_ROLE=MS_SCHED``), and each pod runs
 ``workers`` worker processes of the same ``mindzoo train`` command with global
 ranks ``node_rank * workers + i`` (``MS_NODE_ID``) out of ``nodes * workers``. It is the
 multi-node counterpart of ``mindzoo.engine.distributed.launch_local``, which does the
@@ -19,13 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mindzoo.engine.distributed import RankProc, rank_tmpdir, wait_ranks
 from mindzoo.errors import MindzooError
 from mindzoo.launcher.spec import ENV_MASTER_ADDR, ENV_MASTER_PORT, ENV_NODE_RANK, ENV_NUM_NODES
+
+#: What Kubeflow Trainer's torch runtime gives each pod, in NodeEnv's order (rank, nodes, master, port).
+TORCHRUN_ENV = ("PET_NODE_RANK", "PET_NNODES", "PET_MASTER_ADDR", "PET_MASTER_PORT")
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,19 @@ class NodeEnv:
     port: int
 
     @classmethod
-    def from_env(cls) -> NodeEnv:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NodeEnv:
+        """The launcher's ``MINDZOO_*`` variables; where the rank is absent, torchrun's ``PET_*`` ones, which
+        Kubeflow Trainer's torch runtime injects instead (and forbids the launcher to set). One process per
+        pod either way: the torch engine runs one, and ``PET_NPROC_PER_NODE`` is not read."""
+        env = os.environ if env is None else env
+        names = (ENV_NODE_RANK, ENV_NUM_NODES, ENV_MASTER_ADDR, ENV_MASTER_PORT)
+        if ENV_NODE_RANK not in env and "PET_NODE_RANK" in env:
+            names = TORCHRUN_ENV
         try:
-            return cls(int(os.environ[ENV_NODE_RANK]), int(os.environ[ENV_NUM_NODES]), os.environ[ENV_MASTER_ADDR],
-                       int(os.environ[ENV_MASTER_PORT]))
+            return cls(int(env[names[0]]), int(env[names[1]]), env[names[2]], int(env[names[3]]))
         except (KeyError, ValueError) as err:
             raise MindzooError(f"`mindzoo launch node` runs in a launcher's worker pod: {err} is not set "
-                               f"({ENV_NODE_RANK}, {ENV_NUM_NODES}, {ENV_MASTER_ADDR}, {ENV_MASTER_PORT})") from None
+                               f"({', '.join(names)})") from None
 
 
 def resolve(host: str, timeout: float = 600.0) -> str:

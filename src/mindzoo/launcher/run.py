@@ -1,11 +1,13 @@
 """Create (or adopt), watch and clean up a distributed launch on Kubernetes.
 
-Rank 0's log is streamed as it runs; a failed pod fails the launch with its log tail; the Job
-(and through owner references its pods and Service) is deleted at the end whatever happened -
-SIGTERM included - and TTL covers a launcher that is killed outright. Such a killed launcher's
-Job keeps running: launching again with the same run id adopts it (same name, same spec digest)
-instead of failing with 409, and a Job that failed meanwhile is replaced. Every API call rides out
-transient errors (:mod:`.kubecall`).
+The launch runs as an Indexed Job + headless Service or as a Kubeflow Trainer TrainJob; this
+loop is the same for both and drives the kind through :class:`.kinds.Kind`. Rank 0's log is
+streamed as it runs; a failed pod fails the launch with its log tail; the Job or TrainJob (and
+through owner references its pods and Service) is deleted at the end whatever happened -
+SIGTERM included - and the Job's TTL covers a launcher that is killed outright. Such a killed
+launcher's object keeps running: launching again with the same run id adopts it (same name,
+same spec digest) instead of failing with 409, and one that failed meanwhile is replaced. Every
+API call rides out transient errors (:mod:`.kubecall`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mindzoo.errors import MindzooError
+from mindzoo.launcher.kinds import Kind, LaunchRefused, State, kind_of
 from mindzoo.launcher.kubecall import Backoff, call
-from mindzoo.launcher.spec import LABEL, SPEC_ANNOTATION, LaunchSpec, job_manifest, service_manifest
+from mindzoo.launcher.spec import SPEC_ANNOTATION, LaunchSpec
+
+__all__ = ["LaunchConflict", "LaunchFailed", "LaunchInterrupted", "LaunchRefused", "LaunchResult", "delete", "launch"]
 
 COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 
@@ -40,45 +45,45 @@ class LaunchInterrupted(LaunchFailed):
 
 
 class LaunchConflict(MindzooError):
-    """A Job of this name exists that this launch did not create and may not adopt."""
+    """A Job or TrainJob of this name exists that this launch did not create and may not adopt."""
 
 
 def launch(spec: LaunchSpec, api_client: Any, say: Callable[[str], None] = print, poll_s: float = 2.0,
            cleanup: bool = True, fresh: Callable[[], None] | None = None,
            backoff: Backoff = Backoff()) -> LaunchResult:
-    """Run ``spec`` to its end. ``fresh`` runs just before a new Job is created (not when one is adopted):
+    """Run ``spec`` to its end. ``fresh`` runs just before a new object is created (not when one is adopted):
     the caller clears what an earlier attempt published there."""
     from kubernetes import client
 
-    batch, core = client.BatchV1Api(api_client), client.CoreV1Api(api_client)
+    kind, core = kind_of(spec, api_client, backoff), client.CoreV1Api(api_client)
     started = time.monotonic()
-    restore = _raise_on_sigterm(spec, cleanup)
+    restore = _raise_on_sigterm(spec, kind, cleanup)
     owned = False
     try:
-        job = _adoptable(batch, spec, say, backoff, api_client)
-        owned = True  # from here the Job is this launch's: cleanup deletes it, even mid-create
-        adopted = job is not None
-        job = job or _create(batch, spec, fresh, backoff)
-        _create_service(core, spec, job.metadata.uid, backoff)
+        state = _adoptable(kind, spec, say)
+        owned = True  # from here the object is this launch's: cleanup deletes it, even mid-create
+        adopted = state is not None
+        state = state or _create(kind, spec, fresh)
+        kind.after_create(state)
         verb = "adopted" if adopted else "launched"
-        say(f"{verb} job {spec.namespace}/{spec.name}: {spec.nodes} node(s), image {spec.image}")
-        streamer = _stream_rank0(core, spec, say, backoff)
-        result = _wait(batch, core, spec, started, poll_s, say, backoff)
+        say(f"{verb} {kind.noun} {spec.namespace}/{spec.name}: {spec.nodes} node(s), image {spec.image}")
+        streamer = _stream_rank0(core, kind, spec, say, backoff)
+        result = _wait(kind, core, spec, started, poll_s, say, backoff)
         streamer.join(timeout=5)
         return LaunchResult(result.succeeded, result.seconds, adopted)
     except LaunchConflict:
-        owned = False  # someone else's Job: never delete it
+        owned = False  # someone else's object: never delete it
         raise
     finally:
         try:
             if cleanup and owned:
-                delete(spec, api_client, backoff)
+                kind.delete()
         finally:
             restore()
 
 
-def _raise_on_sigterm(spec: LaunchSpec, cleanup: bool) -> Callable[[], None]:
-    """SIGTERM (the task pod deleted, the run cancelled) unwinds the launch like an error, so the Job is
+def _raise_on_sigterm(spec: LaunchSpec, kind: Kind, cleanup: bool) -> Callable[[], None]:
+    """SIGTERM (the task pod deleted, the run cancelled) unwinds the launch like an error, so the object is
     deleted (or, with cleanup off, left to be adopted). Only the main thread may set signal handlers."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -89,108 +94,83 @@ def _raise_on_sigterm(spec: LaunchSpec, cleanup: bool) -> Callable[[], None]:
     def stop(signum: int, frame: Any) -> None:
         if not fired:  # once: a second SIGTERM must not interrupt the cleanup the first one started
             fired.append(signum)
-            raise LaunchInterrupted(f"terminated by SIGTERM: job {spec.namespace}/{spec.name} {fate}")
+            raise LaunchInterrupted(f"terminated by SIGTERM: {kind.noun} {spec.namespace}/{spec.name} {fate}")
 
     previous = signal.signal(signal.SIGTERM, stop)
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
-def _adoptable(batch: Any, spec: LaunchSpec, say: Callable[[str], None], backoff: Backoff, api_client: Any) -> Any:
-    """The Job an earlier launch of this spec left (to adopt), or None. A failed one is deleted first."""
-    job = _read_job(batch, spec, backoff)
-    if job is None:
+def _adoptable(kind: Kind, spec: LaunchSpec, say: Callable[[str], None]) -> State | None:
+    """The object an earlier launch of this spec left (to adopt), or None. A failed one is deleted first."""
+    state = kind.read()
+    if state is None:
         return None
-    _check_ours(job, spec)
-    if job.metadata.deletion_timestamp is None and not _condition(job.status, "Failed"):
-        return job
-    say(f"job {spec.namespace}/{spec.name} of an earlier attempt failed or is going: replacing it")
-    delete(spec, api_client, backoff)
+    _check_ours(kind, spec, state)
+    if not state.deleting and not state.failures:
+        return state
+    say(f"{kind.noun} {spec.namespace}/{spec.name} of an earlier attempt failed or is going: replacing it")
+    kind.delete()
     deadline = time.monotonic() + 120
-    while _read_job(batch, spec, backoff) is not None:
+    while kind.read() is not None:
         if time.monotonic() > deadline:
-            raise LaunchFailed(f"job {spec.namespace}/{spec.name} of an earlier attempt was not deleted in 120s")
+            raise LaunchFailed(f"{kind.noun} {spec.namespace}/{spec.name} of an earlier attempt was not deleted "
+                               "in 120s")
         time.sleep(1.0)
     return None
 
 
-def _read_job(batch: Any, spec: LaunchSpec, backoff: Backoff) -> Any:
-    from kubernetes.client.rest import ApiException
-
-    try:
-        return call(batch.read_namespaced_job, spec.name, spec.namespace, backoff=backoff)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-
-
-def _check_ours(job: Any, spec: LaunchSpec) -> None:
-    want = job_manifest(spec)["metadata"]["annotations"][SPEC_ANNOTATION]
-    have = (job.metadata.annotations or {}).get(SPEC_ANNOTATION)
-    if have != want:
-        raise LaunchConflict(f"job {spec.namespace}/{spec.name} exists and is not this launch's "
-                             f"({'another spec' if have else 'not created by mindzoo launch'}): "
+def _check_ours(kind: Kind, spec: LaunchSpec, state: State) -> None:
+    want = kind.manifest()["metadata"]["annotations"][SPEC_ANNOTATION]
+    if state.digest != want:
+        raise LaunchConflict(f"{kind.noun} {spec.namespace}/{spec.name} exists and is not this launch's "
+                             f"({'another spec' if state.digest else 'not created by mindzoo launch'}): "
                              "delete it, or launch under another run id")
 
 
-def _create(batch: Any, spec: LaunchSpec, fresh: Callable[[], None] | None, backoff: Backoff) -> Any:
+def _create(kind: Kind, spec: LaunchSpec, fresh: Callable[[], None] | None) -> State:
     from kubernetes.client.rest import ApiException
 
     if fresh is not None:
         fresh()
     try:
-        return call(batch.create_namespaced_job, spec.namespace, job_manifest(spec), backoff=backoff)
+        return kind.create()
     except ApiException as err:
         if err.status != 409:
             raise
     # Created meanwhile - by this very call when its response was lost, or by a launch racing this one.
-    job = _read_job(batch, spec, backoff)
-    if job is None:
-        raise LaunchFailed(f"job {spec.namespace}/{spec.name} existed a moment ago and is gone: launch again")
-    _check_ours(job, spec)
-    return job
+    state = kind.read()
+    if state is None:
+        raise LaunchFailed(f"{kind.noun} {spec.namespace}/{spec.name} existed a moment ago and is gone: "
+                           "launch again")
+    _check_ours(kind, spec, state)
+    return state
 
 
-def _create_service(core: Any, spec: LaunchSpec, owner_uid: str, backoff: Backoff) -> None:
-    from kubernetes.client.rest import ApiException
-
-    try:
-        call(core.create_namespaced_service, spec.namespace, service_manifest(spec, owner_uid), backoff=backoff)
-    except ApiException as err:
-        if err.status != 409:  # the adopted Job's Service, created by the earlier launch
-            raise
-
-
-def _wait(batch: Any, core: Any, spec: LaunchSpec, started: float, poll_s: float, say: Callable[[str], None],
+def _wait(kind: Kind, core: Any, spec: LaunchSpec, started: float, poll_s: float, say: Callable[[str], None],
           backoff: Backoff) -> LaunchResult:
     seen: dict[str, str] = {}  # index -> pod name, so a worker whose pod vanishes can still be named
     replaced = 0
     while True:
-        # jobs/status would need more RBAC: the Job's own GET carries its status.
-        status = call(batch.read_namespaced_job, spec.name, spec.namespace, backoff=backoff).status
-        # FailureTarget comes first (the pod failure policy matched; the other pods are being stopped).
-        if _condition(status, "Failed") or _condition(status, "FailureTarget"):
-            raise LaunchFailed(_failure_message(core, spec, status, seen, backoff))
-        if (status.failed or 0) > replaced:  # the policy counted a disruption: the controller replaces the pod
-            replaced = status.failed
-            say(f"job {spec.name}: {replaced} worker pod(s) disrupted (evicted, preempted) and replaced; "
+        state = kind.read()
+        if state is None:
+            raise LaunchFailed(f"{kind.noun} {spec.namespace}/{spec.name} was deleted before it finished")
+        if state.failures:
+            raise LaunchFailed(_failure_message(core, kind, spec, state, seen, backoff))
+        if state.disruptions > replaced:  # the policy counted a disruption: the controller replaces the pod
+            replaced = state.disruptions
+            say(f"{kind.noun} {spec.name}: {replaced} worker pod(s) disrupted (evicted, preempted) and replaced; "
                 f"the launch fails after {spec.max_disruptions}")
-        seen.update({_index(p): p.metadata.name for p in _pods(core, spec, backoff)
+        seen.update({_index(p): p.metadata.name for p in _pods(core, kind, spec, backoff)
                      if p.metadata.deletion_timestamp is None})
-        if (status.succeeded or 0) >= spec.nodes or _condition(status, "Complete"):
-            return LaunchResult(status.succeeded or spec.nodes, time.monotonic() - started)
+        if state.succeeded >= spec.nodes or state.complete:
+            return LaunchResult(state.succeeded or spec.nodes, time.monotonic() - started)
         if time.monotonic() - started > spec.timeout_s:
             raise LaunchFailed(f"launch {spec.name} timed out after {spec.timeout_s:.0f}s")
         time.sleep(poll_s)
 
 
-def _condition(status: Any, kind: str) -> bool:
-    return any(c.type == kind and c.status == "True" for c in (status.conditions or []))
-
-
-def _pods(core: Any, spec: LaunchSpec, backoff: Backoff = Backoff()) -> list[Any]:
-    return call(core.list_namespaced_pod, spec.namespace, label_selector=f"{LABEL}={spec.name}",
-                backoff=backoff).items
+def _pods(core: Any, kind: Kind, spec: LaunchSpec, backoff: Backoff = Backoff()) -> list[Any]:
+    return call(core.list_namespaced_pod, spec.namespace, label_selector=kind.pod_selector, backoff=backoff).items
 
 
 def _index(pod: Any) -> str:
@@ -199,16 +179,15 @@ def _index(pod: Any) -> str:
     return labels.get(COMPLETION_INDEX_LABEL) or annotations.get(COMPLETION_INDEX_LABEL, "?")
 
 
-def _failure_message(core: Any, spec: LaunchSpec, status: Any, seen: dict[str, str] | None = None,
+def _failure_message(core: Any, kind: Kind, spec: LaunchSpec, state: State, seen: dict[str, str] | None = None,
                      backoff: Backoff = Backoff()) -> str:
     """One line naming the worker that failed the launch. When one fails, the Job controller stops the others
     (they turn terminating, and may fail as they go): those are never the cause. In order: a worker deleted
     from outside before the Job failed; a worker that failed on its own (with its log tail); one disrupted
     once too often; one whose pod vanished; one being stopped."""
-    pods, seen = _pods(core, spec, backoff), seen or {}
-    conditions = [c for c in status.conditions or [] if c.type in ("Failed", "FailureTarget")]
-    reason = next((c.message or c.reason for c in conditions), "failed")
-    failed_at = min((c.last_transition_time for c in conditions if c.last_transition_time), default=None)
+    pods, seen = _pods(core, kind, spec, backoff), seen or {}
+    reason = next((c.message for c in state.failures if c.message), "failed")
+    failed_at = min((c.at for c in state.failures if c.at), default=None)
     by_rank = lambda found: sorted(found, key=lambda p: _rank(_index(p)))[0]  # noqa: E731
     early = [p for p in pods if p.metadata.deletion_timestamp is not None and failed_at is not None
              and p.metadata.deletion_timestamp < failed_at]
@@ -267,14 +246,15 @@ def _log_tail(core: Any, spec: LaunchSpec, pod_name: str, backoff: Backoff = Bac
     return " | ".join(text[-5:]) if text else "(empty log)"
 
 
-def _stream_rank0(core: Any, spec: LaunchSpec, say: Callable[[str], None], backoff: Backoff) -> threading.Thread:
+def _stream_rank0(core: Any, kind: Kind, spec: LaunchSpec, say: Callable[[str], None],
+                  backoff: Backoff) -> threading.Thread:
     """Follow pod 0's log in the background (rank 0 prints progress and metrics)."""
 
     def follow() -> None:
         deadline = time.monotonic() + spec.timeout_s
         while time.monotonic() < deadline:
             try:
-                pod = next((p for p in _pods(core, spec, backoff) if _index(p) == "0"), None)
+                pod = next((p for p in _pods(core, kind, spec, backoff) if _index(p) == "0"), None)
             except Exception:  # noqa: BLE001 - log streaming must not fail the launch; _wait reports errors
                 pod = None
             if pod is not None and pod.status.phase in ("Running", "Succeeded", "Failed"):
@@ -294,20 +274,5 @@ def _stream_rank0(core: Any, spec: LaunchSpec, say: Callable[[str], None], backo
 
 
 def delete(spec: LaunchSpec, api_client: Any, backoff: Backoff = Backoff()) -> None:
-    """Delete the Job with foreground propagation: its pods and the owned Service go too."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    body = client.V1DeleteOptions(propagation_policy="Foreground")
-    try:
-        call(client.BatchV1Api(api_client).delete_namespaced_job, spec.name, spec.namespace, body=body,
-             backoff=backoff)
-    except ApiException as err:
-        if err.status != 404:
-            raise
-    try:  # in case the Job was gone before the Service got its owner reference
-        call(client.CoreV1Api(api_client).delete_namespaced_service, spec.service_name, spec.namespace,
-             backoff=backoff)
-    except ApiException as err:
-        if err.status != 404:
-            raise
+    """Delete the launch's object with foreground propagation: its pods (and the Job's Service) go too."""
+    kind_of(spec, api_client, backoff).delete()

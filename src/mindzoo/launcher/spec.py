@@ -29,6 +29,11 @@ LABEL = "mindzoo.io/launch"
 SPEC_ANNOTATION = "mindzoo.io/launch-spec-sha256"
 #: The worker container's name; the pod failure policy's exit-code rule names it.
 CONTAINER = "train"
+#: Kueue's LocalQueue label: Kueue admits (unsuspends) a labelled workload when its quota allows.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+#: The Kubernetes kinds a launch can run as (``--launch-kind``): an Indexed Job + headless Service (no
+#: operator needed), or a Kubeflow Trainer v2.3.0 TrainJob (:mod:`.trainjob`).
+KINDS = ("job", "trainjob")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class LaunchSpec:
     shm_size: str = "1Gi"  # data loaders and collective libraries use /dev/shm
     pod_labels: dict[str, str] = field(default_factory=dict)  # e.g. for cost allocation
     max_disruptions: int = 3  # evictions/preemptions replaced before the launch fails
+    kind: str = "job"  # one of KINDS
+    runtime: str = ""  # the ClusterTrainingRuntime of a TrainJob
+    queue: str = ""  # a Kueue LocalQueue
 
     def __post_init__(self) -> None:
         check(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,45}[a-z0-9])?", self.name) is not None, "launch.name",
@@ -79,6 +87,8 @@ class LaunchSpec:
         check(self.timeout_s > 0, "launch.timeout_s", "must be > 0")
         check(bool(self.command), "launch.command", "must not be empty")
         check(0 <= self.max_disruptions <= 100, "launch.max_disruptions", "must be in 0..100")
+        check(self.kind in KINDS, "launch.kind", f"must be one of {', '.join(KINDS)} (got {self.kind!r})")
+        check(self.kind != "trainjob" or bool(self.runtime), "launch.runtime", "a TrainJob needs a runtime")
 
     @property
     def service_name(self) -> str:
@@ -95,7 +105,7 @@ def job_manifest(spec: LaunchSpec) -> dict[str, Any]:
     ``DisruptionTarget`` condition) is replaced, at most ``max_disruptions`` times (backoffLimit counts
     them); any other failure - a non-zero exit of the train container - fails the Job at once (FailJob),
     so a real error is not retried into a longer, costlier failure."""
-    labels = {LABEL: spec.name, "app.kubernetes.io/name": "mindzoo", "app.kubernetes.io/component": "train"}
+    labels = object_labels(spec)
     job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -117,9 +127,21 @@ def job_manifest(spec: LaunchSpec) -> dict[str, Any]:
             "template": {"metadata": {"labels": {**spec.pod_labels, **labels}}, "spec": _pod_spec(spec)},
         },
     }
-    digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
-    job["metadata"]["annotations"] = {SPEC_ANNOTATION: digest}
-    return job
+    return with_digest(job)
+
+
+def object_labels(spec: LaunchSpec) -> dict[str, str]:
+    """The labels of the launch's object and its worker pods: the chart's NetworkPolicy admits pods with the
+    app labels to the object store and MLflow; the queue label hands the workload to Kueue."""
+    labels = {LABEL: spec.name, "app.kubernetes.io/name": "mindzoo", "app.kubernetes.io/component": "train"}
+    return {**labels, QUEUE_LABEL: spec.queue} if spec.queue else labels
+
+
+def with_digest(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` annotated with the digest of its content (adoption compares it)."""
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+    obj["metadata"]["annotations"] = {SPEC_ANNOTATION: digest}
+    return obj
 
 
 def _pod_spec(spec: LaunchSpec) -> dict[str, Any]:
@@ -132,6 +154,13 @@ def _pod_spec(spec: LaunchSpec) -> dict[str, Any]:
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.shm_size}}],
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
     }
+    return {**pod, **placement(spec)}
+
+
+def placement(spec: LaunchSpec) -> dict[str, Any]:
+    """Where the worker pods run and as whom: the device pool's node selector and tolerations, the
+    service account (only the fields that are set)."""
+    pod: dict[str, Any] = {}
     if spec.node_selector:
         pod["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:
@@ -141,27 +170,41 @@ def _pod_spec(spec: LaunchSpec) -> dict[str, Any]:
     return pod
 
 
-def _container(spec: LaunchSpec) -> dict[str, Any]:
-    requests = {"cpu": spec.cpu, "memory": spec.memory, **spec.resources}
-    # Extended resources (accelerators) must have limits equal to requests.
-    limits = {"memory": spec.memory, **spec.resources}
-    env = [
+def resources(spec: LaunchSpec) -> dict[str, Any]:
+    """Each worker's requests and limits. Extended resources (accelerators) must have limits equal to requests."""
+    return {"requests": {"cpu": spec.cpu, "memory": spec.memory, **spec.resources},
+            "limits": {"memory": spec.memory, **spec.resources}}
+
+
+def cluster_env(spec: LaunchSpec) -> list[dict[str, Any]]:
+    """Where a worker sits in the cluster: its rank (the Indexed Job's completion index), the node count and
+    pod 0's stable name and port."""
+    return [
         {"name": ENV_NODE_RANK, "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}},
         {"name": ENV_NUM_NODES, "value": str(spec.nodes)},
         {"name": ENV_MASTER_ADDR, "value": spec.master_addr},
         {"name": ENV_MASTER_PORT, "value": str(spec.port)},
+    ]
+
+
+def run_env(spec: LaunchSpec) -> list[dict[str, Any]]:
+    """What every worker needs besides its place in the cluster: the endpoints and the keys (from Secrets)."""
+    return [
         *({"name": k, "value": v} for k, v in sorted(spec.env.items())),
         *({"name": s.env, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}} for s in spec.secret_keys),
     ]
+
+
+def _container(spec: LaunchSpec) -> dict[str, Any]:
     return {
         "name": CONTAINER,
         "image": spec.image,
         "command": list(spec.command),
-        "env": env,
+        "env": [*cluster_env(spec), *run_env(spec)],
         "envFrom": [{"secretRef": {"name": s}} for s in spec.secret_env],
         "ports": [{"containerPort": spec.port, "name": "rendezvous"}],
-        "resources": {"requests": requests, "limits": limits},
+        "resources": resources(spec),
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }

@@ -1,7 +1,8 @@
-"""``mindzoo launch train``: the train step on an Indexed Job of worker pods instead of in this pod.
+"""``mindzoo launch train``: the train step on worker pods instead of in this pod.
 
-This process (a KFP task pod, or a shell with a kubeconfig) creates the Job and its
-headless Service (:mod:`.run`), streams rank 0's log, waits, and turns rank 0's
+This process (a KFP task pod, or a shell with a kubeconfig) creates an Indexed Job and its
+headless Service, or a Kubeflow Trainer TrainJob (``--launch-kind``, :mod:`.run`), streams
+rank 0's log, waits, and turns rank 0's
 result into this step's KFP outputs, exactly as ``mindzoo train`` would have. The
 pods run ``mindzoo launch node ... -- train <the same flags>`` (:mod:`.node`) in the
 device pool's image with its resources, node selector and tolerations; they get the
@@ -22,6 +23,7 @@ from typing import Any
 
 from mindzoo.errors import ConfigError, MindzooError
 from mindzoo.launcher.spec import LaunchSpec, SecretKeyEnv, Toleration
+from mindzoo.launcher.trainjob import RUNTIMES
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # Passed on to the worker pods as plain values (no credentials among them).
@@ -83,7 +85,8 @@ def build_spec(cfg: Any, launch: Any, storage_cfg: Any, tracking_cfg: Any) -> La
                      SecretKeyEnv("AWS_SECRET_ACCESS_KEY", launch.s3_secret, launch.s3_secret_key_key),
                      *mlflow_auth_keys(os.environ)),
         service_account=launch.service_account or None, timeout_s=launch.timeout,
-        pod_labels=dict(item.split("=", 1) for item in launch.labels), max_disruptions=launch.max_disruptions)
+        pod_labels=dict(item.split("=", 1) for item in launch.labels), max_disruptions=launch.max_disruptions,
+        kind=launch.kind, runtime=launch.runtime or RUNTIMES.get(cfg.engine, ""), queue=launch.queue)
 
 
 def mlflow_auth_keys(environ: Any) -> tuple[SecretKeyEnv, ...]:
@@ -115,12 +118,12 @@ def run(cfg: Any, launch: Any, ctx: Any) -> None:
     uri = result_uri(cfg.output, cfg.run_id)
     ranks = launch.nodes * (1 if cfg.engine == "torch" else cfg.workers)
 
-    def fresh() -> None:  # only before a new Job: an adopted Job's results (maybe published already) are its own
+    def fresh() -> None:  # only before a new object: an adopted one's results (maybe published already) are its own
         for stale in [uri, *(rank_uri(uri, rank) for rank in range(ranks))]:
             ctx.storage.delete(stale)  # an earlier, failed attempt's results must not pass for this one's
 
     ctx.say(f"run {cfg.run_id}: {launch.nodes} node(s) x {cfg.workers} worker(s) of {cfg.device} "
-            f"as job {spec.namespace}/{spec.name}")
+            f"as {spec.kind} {spec.namespace}/{spec.name}")
     try:
         result = start(spec, api_client(), say=ctx.say, cleanup=not launch.keep, fresh=fresh)
     except Exception as err:  # the kubernetes client's ApiException, without importing it where it is absent

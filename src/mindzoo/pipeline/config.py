@@ -18,6 +18,7 @@ from mindzoo.config import _join_overrides
 from mindzoo.configkit import check, option, secret
 from mindzoo.datasets import DIGITS_TRAINING
 from mindzoo.errors import ConfigError
+from mindzoo.launcher.spec import KINDS
 
 DEVICES = ("cpu", "gpu", "ascend")
 ENGINES = ("mindspore", "torch")
@@ -112,7 +113,8 @@ def check_run_parameters(items: tuple[str, ...]) -> None:
     here; the steps check everything else themselves.
     """
     values = {k.strip(): v.strip() for k, v in (item.split("=", 1) for item in items)}
-    for key, allowed in (("engine", ENGINES), ("device", DEVICES), ("infer_device", INFER_DEVICES)):
+    for key, allowed in (("engine", ENGINES), ("device", DEVICES), ("infer_device", INFER_DEVICES),
+                         ("launch_kind", KINDS)):
         check(key not in values or values[key] in allowed, "param",
               f"{key} must be one of {', '.join(allowed)} (got {values.get(key)!r})")
     check(not (values.get("engine") == "torch" and values.get("device") == "ascend"), "param",
@@ -215,15 +217,24 @@ class LaunchConfig:
     s3_secret_key_key: str = option("secretkey", help="Key of the secret key in --launch-s3-secret")
     cpu: str = option("2", help="CPU request of each worker pod")
     memory: str = option("8Gi", help="Memory request and limit of each worker pod")
-    port: int = option(8118, help="Rendezvous port of the MindSpore scheduler on pod 0")
-    timeout: int = option(7 * 24 * 3600, help="Seconds the Job may run (then it is stopped and the step fails)")
+    port: int = option(8118, help="Rendezvous port of the MindSpore scheduler on pod 0 (a trainjob's runtime "
+                                  "sets its own: the chart's trainer.runtimes.port)")
+    timeout: int = option(7 * 24 * 3600, help="Seconds the Job or TrainJob may run (then it is stopped and the "
+                                              "step fails)")
     keep: bool = option(False, help="Keep the Job and its pods after the end (TTL still removes them)")
-    labels: tuple[str, ...] = option((), help="Extra worker pod labels key=value (a Kueue queue, cost allocation)")
+    labels: tuple[str, ...] = option((), help="Extra worker pod labels key=value (cost allocation)")
     max_disruptions: int = option(3, help="Worker pods disrupted (evicted, preempted, node drained) that are "
                                           "replaced before the launch fails; a worker's own error fails it at once")
+    kind: str = option("job", help="What runs the workers: job (an Indexed Job + headless Service, nothing to "
+                                   "install) or trainjob (a Kubeflow Trainer v2.3.0 TrainJob)")
+    runtime: str = option("", help="ClusterTrainingRuntime of a trainjob (default: the chart's for --engine, "
+                                   "mindzoo-mindspore or mindzoo-torch)")
+    queue: str = option("", help="Kueue LocalQueue: labels the Job or TrainJob (and the worker pods) with "
+                                 "kueue.x-k8s.io/queue-name")
 
     def __post_init__(self) -> None:
         check(1 <= self.nodes <= 512, "nodes", "must be in 1..512")
+        check(self.kind in KINDS, "kind", f"must be one of {', '.join(KINDS)} (got {self.kind!r})")
         check(self.device in ("", *DEVICES), "device", f"must be one of {', '.join(DEVICES)} (got {self.device!r})")
         check(1024 <= self.port <= 65535, "port", "must be in 1024..65535")
         check(self.timeout > 0, "timeout", "must be > 0")
