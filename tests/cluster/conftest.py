@@ -143,3 +143,24 @@ def real_release(real_cluster):
             "defaults": defaults, "minio": {"endpoint": f"{service.cluster_ip}:{port}",
                                             "access_key": base64.b64decode(secret["accesskey"]).decode(),
                                             "secret_key": base64.b64decode(secret["secretkey"]).decode()}}
+
+
+@pytest.fixture(scope="session")
+def trainer(real_cluster, tmp_path_factory: pytest.TempPathFactory):
+    """Kubeflow Trainer and JobSet controllers (:class:`trainer.Controllers`) on the real-node cluster, started
+    once per session (tests marked ``trainjob``): their CRDs, webhooks and controllers, so TrainJobs become
+    JobSets whose pods run. Fails, never skips, when they cannot start; leaves nothing behind when it stops."""
+    from procs import HarnessError
+    from trainer import Controllers
+
+    try:
+        running = Controllers.start(real_cluster, tmp_path_factory.mktemp("trainer"))
+    except HarnessError as exc:
+        pytest.fail(f"the Trainer and JobSet controllers did not start: {exc}", pytrace=False)
+    try:
+        yield running
+    finally:
+        problems = running.stop()
+        if problems:
+            pytest.fail("the Trainer and JobSet controllers left things behind:\n  " + "\n  ".join(problems),
+                        pytrace=False)

@@ -125,6 +125,10 @@ class Controllers:
                 trainer_src / "manifests/base/webhook", url=f"https://{HOST}:{trainer_port}", ca_bundle=ca))
             wait("the JobSet controller's webhook (a dry-run JobSet)", controllers._jobset_answers, timeout, jobset)
             wait("the Trainer controller's webhook (a dry-run TrainJob)", controllers._trainer_answers, timeout, trainer)
+        except HarnessError as exc:
+            logs = "".join(f"\nlog of {p.name} ({p.log}):\n{p.tail(15)}" for p in controllers.processes)
+            controllers.stop()
+            raise HarnessError(f"{exc}{logs}") from None
         except BaseException:
             controllers.stop()
             raise
@@ -222,7 +226,9 @@ class Controllers:
 
     def _delete_objects(self, timeout: float) -> list[str]:
         """Delete every object of the controllers' kinds, each kind gone before the next (a runtime keeps
-        a finalizer while TrainJobs use it)."""
+        a finalizer while TrainJobs use it). In the foreground, so that their Jobs and pods are gone too.
+        That waits for kube-controller-manager's garbage collector, which resolves owners of a new kind
+        (JobSet) only after its next discovery resync (every 30 s): up to ~20 s when the CRDs are new."""
         from kubernetes import client
 
         custom = client.CustomObjectsApi(self.api)
