@@ -17,6 +17,9 @@
 * ``with cluster.pod_logs(namespace, lines):`` - kwok serves ``lines`` as the log of
   that namespace's pods, through the API server's ``pods/log`` (tail, follow, ...).
 
+``trainer`` (session scope, on ``real_cluster``) adds Kubeflow Trainer's and JobSet's controllers and
+webhooks (:class:`trainer.Controllers`; tests marked ``trainjob``).
+
 ``namespace`` gives each test a fresh restricted namespace. Tests of the cluster go
 in this folder (``pytestmark = [pytest.mark.control, pytest.mark.cluster]``); if the
 harness cannot start (tools not built, etcd missing, a process dies) every such test

@@ -55,7 +55,8 @@ def _runtime(name: str, image: str) -> dict:
     """Plain ML (numNodes only): one replicated Job ``node``, the trainer step, that prints its index."""
     pod = {"restartPolicy": "Never", "automountServiceAccountToken": False,
            "containers": [{"name": "node", "image": image, "imagePullPolicy": "Never", "securityContext": RESTRICTED,
-                           "command": ["python3", "-c", "import os; print('index', os.environ['JOB_COMPLETION_INDEX'])"]}]}
+                           "command": ["python3", "-c",
+                                       "import os; print('index', os.environ['JOB_COMPLETION_INDEX'])"]}]}
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ClusterTrainingRuntime", "metadata": {"name": name},
             "spec": {"mlPolicy": {"numNodes": 1}, "template": {"spec": {
                 "network": {"publishNotReadyAddresses": True},
@@ -106,15 +107,16 @@ def test_a_trainjob_runs_its_pods_on_the_real_node_they_find_each_other_by_name_
     jobset = real_cluster.wait_for("the JobSet of the TrainJob", lambda: custom.get_namespaced_custom_object(
         "jobset.x-k8s.io", "v1alpha2", tns, "jobsets", name), timeout=60)
     assert jobset["metadata"]["ownerReferences"][0]["kind"] == "TrainJob"
-    done = real_cluster.wait_for("the TrainJob Complete", lambda: _condition(real_cluster, tns, name, "Complete", "Failed"),
-                                 timeout=240)
+    done = real_cluster.wait_for("the TrainJob Complete",
+                                 lambda: _condition(real_cluster, tns, name, "Complete", "Failed"), timeout=240)
     elapsed = time.monotonic() - start
     pods = _pods(real_cluster, tns, name)
     logs = [real_cluster.core().read_namespaced_pod_log(p.metadata.name, tns) for p in pods]
     print(f"\nTrainJob {name}: {done} after {elapsed:.1f} s")
     for pod, log in zip(pods, logs):
         print(f"pod {pod.metadata.name} on {pod.spec.node_name}: {pod.status.phase}, hostname {pod.spec.hostname}, "
-              f"subdomain {pod.spec.subdomain}\n  labels {pod.metadata.labels}\n  annotations {pod.metadata.annotations}"
+              f"subdomain {pod.spec.subdomain}\n  labels {pod.metadata.labels}\n"
+              f"  annotations {pod.metadata.annotations}"
               f"\n  log: {log.strip()!r}")
     assert done["type"] == "Complete", (done, logs)
     assert [p.spec.node_name for p in pods] == [NODE_NAME, NODE_NAME]
@@ -136,7 +138,8 @@ def test_a_trainjob_naming_a_missing_runtime_is_rejected_by_the_validating_webho
     print(f"\nrejected: {rejected.value.status} {status['reason']}: {status['message']}")
     assert (rejected.value.status, status["reason"]) == (403, "Forbidden")
     assert status["message"] == (
-        'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: spec.RuntimeRef: Invalid value: '
+        'admission webhook "validator.trainjob.trainer.kubeflow.org" denied the request: '
+        'spec.RuntimeRef: Invalid value: '
         '{"name":"no-such-runtime","apiGroup":"trainer.kubeflow.org","kind":"ClusterTrainingRuntime"}: '
         'ClusterTrainingRuntime.trainer.kubeflow.org "no-such-runtime" not found: '
         "specified clusterTrainingRuntime must be created before the TrainJob is created")
@@ -145,15 +148,17 @@ def test_a_trainjob_naming_a_missing_runtime_is_rejected_by_the_validating_webho
 def test_a_worker_that_exits_non_zero_fails_the_trainjob(real_cluster, runtime, tns):
     name = f"tj-{uuid.uuid4().hex[:6]}"
     custom, start = real_cluster.custom(), time.monotonic()
-    script = "import os, sys; i = int(os.environ['JOB_COMPLETION_INDEX']); print('index', i); sys.exit(3 if i == 1 else 0)"
+    script = ("import os, sys; i = int(os.environ['JOB_COMPLETION_INDEX']); print('index', i); "
+              "sys.exit(3 if i == 1 else 0)")
     custom.create_namespaced_custom_object(GROUP, VERSION, tns, "trainjobs",
                                            _trainjob(name, runtime, nodes=2, command=["python3", "-c", script]))
-    failed = real_cluster.wait_for("the TrainJob Failed", lambda: _condition(real_cluster, tns, name, "Failed", "Complete"),
-                                   timeout=240)
+    failed = real_cluster.wait_for("the TrainJob Failed",
+                                   lambda: _condition(real_cluster, tns, name, "Failed", "Complete"), timeout=240)
     elapsed = time.monotonic() - start
     jobset = custom.get_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", tns, "jobsets", name)
     trainjob = custom.get_namespaced_custom_object(GROUP, VERSION, tns, "trainjobs", name)
-    print(f"\nTrainJob {name} failed after {elapsed:.1f} s\n  TrainJob conditions {trainjob['status'].get('conditions')}"
+    print(f"\nTrainJob {name} failed after {elapsed:.1f} s\n"
+          f"  TrainJob conditions {trainjob['status'].get('conditions')}"
           f"\n  JobSet conditions {jobset['status'].get('conditions')}")
     assert failed["type"] == "Failed", failed
     assert any(c["type"] == "Failed" and c["status"] == "True" for c in jobset["status"]["conditions"])

@@ -46,11 +46,15 @@ from procs import HarnessError, Process, cache_bin, free_port, spawn, wait
 
 TRAINER_MODULE = "github.com/kubeflow/trainer/v2"
 JOBSET_MODULE = "sigs.k8s.io/jobset"
-#: (group, version, plural, namespaced) of the objects the controllers own, deleted in this order at stop.
-OBJECTS = (("trainer.kubeflow.org", "v1alpha1", "trainjobs", True),
-           ("jobset.x-k8s.io", "v1alpha2", "jobsets", True),
-           ("trainer.kubeflow.org", "v1alpha1", "trainingruntimes", True),
-           ("trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes", False))
+#: (group, version, plural, propagation policy) of the objects the controllers own, deleted in this order
+#: at stop. TrainJobs in the background: Trainer v2.3.0 reconciles a TrainJob that is being deleted like any
+#: other and re-creates its JobSet when the garbage collector removes it, so a foreground deletion of a
+#: failed TrainJob re-ran its pods over and over (seen here). JobSets in the foreground: their Jobs and pods
+#: go with them (the JobSet controller leaves a JobSet being deleted alone).
+OBJECTS = (("trainer.kubeflow.org", "v1alpha1", "trainjobs", "Background"),
+           ("jobset.x-k8s.io", "v1alpha2", "jobsets", "Foreground"),
+           ("trainer.kubeflow.org", "v1alpha1", "trainingruntimes", None),
+           ("trainer.kubeflow.org", "v1alpha1", "clustertrainingruntimes", None))
 HOST = "127.0.0.1"
 
 
@@ -59,7 +63,8 @@ def built_version(tool: str) -> str:
     (``MODULE@VERSION`` for `go install`s, ``VERSION-HASH`` for wrappers)."""
     binary, stamp = cache_bin() / tool, cache_bin() / f".{tool}.version"
     if not binary.is_file() or not stamp.is_file():
-        raise HarnessError(f"{tool} ({binary}) is not built: run `make tools` (scripts/build-tools.sh builds it from source)")
+        raise HarnessError(f"{tool} ({binary}) is not built: run `make tools` "
+                           "(scripts/build-tools.sh builds it from source)")
     text = stamp.read_text().strip()
     return text.rsplit("@", 1)[1] if "@" in text else text.rsplit("-", 1)[0]
 
@@ -78,7 +83,8 @@ def module_dir(module: str, version: str) -> Path:
     try:
         return Path(json.loads(proc.stdout)["Dir"])
     except (ValueError, KeyError):
-        raise HarnessError(f"cannot download {module}@{version}: {(proc.stderr or proc.stdout).strip()[-400:]}") from None
+        why = (proc.stderr or proc.stdout).strip()[-400:]
+        raise HarnessError(f"cannot download {module}@{version}: {why}") from None
 
 
 @dataclass
@@ -105,16 +111,17 @@ class Controllers:
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         controllers = cls(cluster.api_client(), workdir)
         try:
-            controllers._apply_crds([*sorted((jobset_src / "config/components/crd/bases").glob("*.yaml")),
-                                     *sorted((trainer_src / "manifests/base/crds").glob("trainer.kubeflow.org_*.yaml"))],
-                                    timeout)
+            crds = [*sorted((jobset_src / "config/components/crd/bases").glob("*.yaml")),
+                    *sorted((trainer_src / "manifests/base/crds").glob("trainer.kubeflow.org_*.yaml"))]
+            controllers._apply_crds(crds, timeout)
             ca = write_serving_cert(controllers.cert_dir, ip=HOST)
             jobset_port, trainer_port = free_port(HOST), free_port(HOST)
             jobset = controllers._spawn(cluster, "jobset", "config.jobset.x-k8s.io/v1alpha1", {
                 "leaderElection": {"leaderElect": False}, "internalCertManagement": {"enable": False},
                 "webhook": {"port": jobset_port, "host": HOST, "certDir": str(controllers.cert_dir)},
                 "metrics": {"bindAddress": "0"}, "health": {"healthProbeBindAddress": "0"}})
-            trainer = controllers._spawn(cluster, "trainer-controller-manager", "config.trainer.kubeflow.org/v1alpha1", {
+            trainer = controllers._spawn(cluster, "trainer-controller-manager",
+                                         "config.trainer.kubeflow.org/v1alpha1", {
                 "leaderElection": {"leaderElect": False}, "certManagement": {"enable": False},
                 "webhook": {"port": trainer_port, "host": HOST},
                 "metrics": {"bindAddress": "0"}, "health": {"healthProbeBindAddress": "0"}})
@@ -124,7 +131,8 @@ class Controllers:
             controllers._register_webhooks(trainerwebhooks.render(
                 trainer_src / "manifests/base/webhook", url=f"https://{HOST}:{trainer_port}", ca_bundle=ca))
             wait("the JobSet controller's webhook (a dry-run JobSet)", controllers._jobset_answers, timeout, jobset)
-            wait("the Trainer controller's webhook (a dry-run TrainJob)", controllers._trainer_answers, timeout, trainer)
+            wait("the Trainer controller's webhook (a dry-run TrainJob)", controllers._trainer_answers, timeout,
+                 trainer)
         except HarnessError as exc:
             logs = "".join(f"\nlog of {p.name} ({p.log}):\n{p.tail(15)}" for p in controllers.processes)
             controllers.stop()
@@ -150,7 +158,8 @@ class Controllers:
                 self.crds.append(crd["metadata"]["name"])
             except ApiException as exc:
                 if exc.status != 409:  # 409: there already (not ours to delete)
-                    raise HarnessError(f"cannot create CRD {path.name}: {exc.status} {exc.reason}: {exc.body}") from None
+                    raise HarnessError(f"cannot create CRD {path.name}: {exc.status} {exc.reason}: "
+                                       f"{exc.body}") from None
 
         def established() -> bool:
             return all(any(c.type == "Established" and c.status == "True"
@@ -203,7 +212,8 @@ class Controllers:
     def _trainer_answers(self) -> bool:
         from kubernetes import client
 
-        body = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "harness-probe"},
+        body = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+                "metadata": {"name": "harness-probe"},
                 "spec": {"runtimeRef": {"name": "harness-probe-no-such-runtime"}}}
         return self._answers(lambda: client.CustomObjectsApi(self.api).create_namespaced_custom_object(
             "trainer.kubeflow.org", "v1alpha1", "default", "trainjobs", body, dry_run="All"))
@@ -226,14 +236,14 @@ class Controllers:
 
     def _delete_objects(self, timeout: float) -> list[str]:
         """Delete every object of the controllers' kinds, each kind gone before the next (a runtime keeps
-        a finalizer while TrainJobs use it). In the foreground, so that their Jobs and pods are gone too.
-        That waits for kube-controller-manager's garbage collector, which resolves owners of a new kind
-        (JobSet) only after its next discovery resync (every 30 s): up to ~20 s when the CRDs are new."""
+        a finalizer while TrainJobs use it). A JobSet's foreground deletion waits for kube-controller-manager's
+        garbage collector, which handles a new kind (JobSet) only after its next discovery resync (every 30 s):
+        up to ~20 s when the CRDs are new."""
         from kubernetes import client
 
         custom = client.CustomObjectsApi(self.api)
         problems = []
-        for group, version, plural, _ in OBJECTS:
+        for group, version, plural, propagation in OBJECTS:
             if not self._served(group, plural):
                 continue
             for item in custom.list_cluster_custom_object(group, version, plural)["items"]:
@@ -241,7 +251,7 @@ class Controllers:
                 try:
                     if "namespace" in meta:
                         custom.delete_namespaced_custom_object(group, version, meta["namespace"], plural, meta["name"],
-                                                               propagation_policy="Foreground")
+                                                               propagation_policy=propagation)
                     else:
                         custom.delete_cluster_custom_object(group, version, plural, meta["name"])
                 except client.ApiException as exc:
@@ -250,11 +260,31 @@ class Controllers:
             deadline = time.monotonic() + timeout
             while custom.list_cluster_custom_object(group, version, plural)["items"]:
                 if time.monotonic() > deadline:
-                    left = [i["metadata"]["name"] for i in custom.list_cluster_custom_object(group, version, plural)["items"]]
+                    items = custom.list_cluster_custom_object(group, version, plural)["items"]
+                    left = [i["metadata"]["name"] for i in items]
                     problems.append(f"{plural} still there after {timeout:.0f} s: {', '.join(left)}")
                     break
                 time.sleep(0.5)
-        return problems
+        return problems + self._wait_for_collected(timeout)
+
+    def _wait_for_collected(self, timeout: float) -> list[str]:
+        """Wait until the garbage collector has removed the Jobs and pods of the deleted JobSets (they carry
+        JobSet's label; one the GC deleted in the background may still have them)."""
+        from kubernetes import client
+
+        batch, core = client.BatchV1Api(self.api), client.CoreV1Api(self.api)
+        selector = "jobset.sigs.k8s.io/jobset-name"
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [f"job {j.metadata.namespace}/{j.metadata.name}"
+                    for j in batch.list_job_for_all_namespaces(label_selector=selector).items]
+            left += [f"pod {p.metadata.namespace}/{p.metadata.name}"
+                     for p in core.list_pod_for_all_namespaces(label_selector=selector).items]
+            if not left:
+                return []
+            if time.monotonic() > deadline:
+                return [f"not garbage-collected after {timeout:.0f} s: {', '.join(left)}"]
+            time.sleep(0.5)
 
     def _served(self, group: str, plural: str) -> bool:
         from kubernetes import client
@@ -290,7 +320,8 @@ class Controllers:
                 if exc.status != 404:
                     problems.append(f"cannot delete CRD {name}: {exc.status} {exc.reason}")
         deadline = time.monotonic() + timeout
-        while (left := [c.metadata.name for c in ext.list_custom_resource_definition().items if c.metadata.name in self.crds]):
+        while left := [c.metadata.name for c in ext.list_custom_resource_definition().items
+                       if c.metadata.name in self.crds]:
             if time.monotonic() > deadline:
                 problems.append(f"CRDs still there after {timeout:.0f} s: {', '.join(left)}")
                 break

@@ -60,7 +60,8 @@ def render(component: Path, *, url: str, ca_bundle: bytes, name_prefix: str = ""
         target = patch.get("target", {})
         ops = yaml.safe_load((component / patch["path"]).read_text())
         for doc in docs:
-            if doc["kind"] == target.get("kind") and target.get("name", doc["metadata"]["name"]) == doc["metadata"]["name"]:
+            name = doc["metadata"]["name"]
+            if doc["kind"] == target.get("kind") and target.get("name", name) == name:
                 apply_patch(doc, ops, component / patch["path"])
     bundle = base64.b64encode(ca_bundle).decode()
     for doc in docs:
