@@ -149,7 +149,7 @@ def real_release(real_cluster):
 
 
 @pytest.fixture(scope="session")
-def trainer(real_cluster, tmp_path_factory: pytest.TempPathFactory):
+def trainer(real_cluster):
     """Kubeflow Trainer and JobSet controllers (:class:`trainer.Controllers`) on the real-node cluster, started
     once per session (tests marked ``trainjob``): their CRDs, webhooks and controllers, so TrainJobs become
     JobSets whose pods run. Fails, never skips, when they cannot start; leaves nothing behind when it stops."""
@@ -157,7 +157,9 @@ def trainer(real_cluster, tmp_path_factory: pytest.TempPathFactory):
     from trainer import Controllers
 
     try:
-        running = Controllers.start(real_cluster, tmp_path_factory.mktemp("trainer"))
+        # Under the cluster's workdir: the controllers' command lines name it, so the real node's clean-up
+        # of a killed session (hoststate.clean_stale) finds them with its other processes.
+        running = Controllers.start(real_cluster, real_cluster.workdir / "trainer")
     except HarnessError as exc:
         pytest.fail(f"the Trainer and JobSet controllers did not start: {exc}", pytrace=False)
     try:
