@@ -27,7 +27,7 @@ $(RUNTIME)/.installed: requirements/runtime.txt pyproject.toml | system
 $(CONTROL)/.installed: requirements/control.txt pyproject.toml | system
 	scripts/make-venv.sh $(CONTROL) requirements/control.txt && touch $@
 
-tools: | system  ## build MinIO, hyperkube (control plane, kubelet, kube-proxy), CoreDNS, pause, kwok, Helm, kubeconform, kube-score into ~/.cache/mindzoo/bin
+tools: | system  ## build MinIO, hyperkube (control plane, kubelet, kube-proxy), CoreDNS, pause, kwok, Helm, kubeconform, kube-score, Trainer + JobSet controllers into ~/.cache/mindzoo/bin
 	scripts/build-tools.sh
 
 images: system venvs  ## build the CPU runtime image with the local container engine

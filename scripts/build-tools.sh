@@ -19,6 +19,9 @@ TOOLS=(
   # Validators of the rendered chart that nobody here wrote (tests/charts/test_chart_validators.py).
   "kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0"
   "kube-score github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
+  # Kubeflow Trainer's controller (TrainJob, on JobSet; its webhooks): the cluster tests run it
+  # as a host process (tests/cluster/trainer.py). JobSet is a wrapper below.
+  "trainer-controller-manager github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager@v2.3.0"
 )
 
 # The builds are independent: they run side by side (scripts/parallel-builds.sh).
@@ -40,19 +43,24 @@ go_install() {  # go_install NAME MODULE@VERSION
 #    requires it and replaces each with its published version. One multi-call
 #    binary: one compile of the shared packages and one link instead of five.
 #  - coredns: cluster DNS of the real node, with only the plugins it uses.
+#  - jobset: the JobSet controller; its main package is its module root, which
+#    `go install` cannot fetch here (see tools/jobset/go.mod). No main.go: the
+#    wrapper requires it as a tool and builds that package.
 tools_dir="$(cd "$(dirname "$0")/.." && pwd)/tools"
-build_wrapper() {  # build_wrapper NAME VERSION LDFLAGS WHAT
-  local name=$1 version=$2 ldflags=$3 what=$4 dir="$tools_dir/$1" want
-  want="$version-$(cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go" <(echo "$ldflags") | sha256sum | cut -c1-16)"
+build_wrapper() {  # build_wrapper NAME VERSION LDFLAGS WHAT [PACKAGE (default: the wrapper's own main.go)]
+  local name=$1 version=$2 ldflags=$3 what=$4 package=${5:-.} dir="$tools_dir/$1" want
+  local sources=("$dir/go.mod" "$dir/go.sum")
+  [ ! -f "$dir/main.go" ] || sources+=("$dir/main.go")
+  want="$version-$(cat "${sources[@]}" <(echo "$ldflags") | sha256sum | cut -c1-16)"
   if [ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.version" 2>/dev/null)" = "$want" ]; then
     echo "==> $name: cached ($version)"
     return
   fi
   echo "==> $name: $what $version, from source (minutes on a fresh 2-core machine)"
-  spawn "$name" go_build "$name" "$dir" "$ldflags" "$want"
+  spawn "$name" go_build "$name" "$dir" "$ldflags" "$want" "$package"
 }
-go_build() {  # go_build NAME DIR LDFLAGS STAMP
-  (cd "$2" && GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false" go build -ldflags="$3" -o "$BIN/$1.new" . \
+go_build() {  # go_build NAME DIR LDFLAGS STAMP PACKAGE
+  (cd "$2" && GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false" go build -ldflags="$3" -o "$BIN/$1.new" "$5" \
     && mv "$BIN/$1.new" "$BIN/$1") && echo "$4" >"$BIN/.$1.version"
 }
 required_version() {  # the version of MODULE that tools/NAME/go.mod requires
@@ -70,6 +78,7 @@ build_wrapper hyperkube "$kube_version" \
   "-s -w -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean" \
   "kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy"
 build_wrapper coredns "$(required_version coredns github.com/coredns/coredns)" "-s -w" "CoreDNS"
+build_wrapper jobset "$(required_version jobset sigs.k8s.io/jobset)" "-s -w" "the JobSet controller" sigs.k8s.io/jobset
 
 for entry in "${TOOLS[@]}"; do
   read -r name module <<<"$entry"

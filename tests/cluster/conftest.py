@@ -17,6 +17,9 @@
 * ``with cluster.pod_logs(namespace, lines):`` - kwok serves ``lines`` as the log of
   that namespace's pods, through the API server's ``pods/log`` (tail, follow, ...).
 
+``trainer`` (session scope, on ``real_cluster``) adds Kubeflow Trainer's and JobSet's controllers and
+webhooks (:class:`trainer.Controllers`; tests marked ``trainjob``).
+
 ``namespace`` gives each test a fresh restricted namespace. Tests of the cluster go
 in this folder (``pytestmark = [pytest.mark.control, pytest.mark.cluster]``); if the
 harness cannot start (tools not built, etcd missing, a process dies) every such test
@@ -158,3 +161,26 @@ def trainer_crds(cluster) -> Iterator[None]:
         yield
     finally:
         launcher_objects.remove_crds(cluster.api_client(), created)
+
+
+@pytest.fixture(scope="session")
+def trainer(real_cluster):
+    """Kubeflow Trainer and JobSet controllers (:class:`trainer.Controllers`) on the real-node cluster, started
+    once per session (tests marked ``trainjob``): their CRDs, webhooks and controllers, so TrainJobs become
+    JobSets whose pods run. Fails, never skips, when they cannot start; leaves nothing behind when it stops."""
+    from procs import HarnessError
+    from trainer import Controllers
+
+    try:
+        # Under the cluster's workdir: the controllers' command lines name it, so the real node's clean-up
+        # of a killed session (hoststate.clean_stale) finds them with its other processes.
+        running = Controllers.start(real_cluster, real_cluster.workdir / "trainer")
+    except HarnessError as exc:
+        pytest.fail(f"the Trainer and JobSet controllers did not start: {exc}", pytrace=False)
+    try:
+        yield running
+    finally:
+        problems = running.stop()
+        if problems:
+            pytest.fail("the Trainer and JobSet controllers left things behind:\n  " + "\n  ".join(problems),
+                        pytrace=False)

@@ -18,45 +18,20 @@ def write_pki(pki: Path, *, api_ips: tuple[str, ...] = ("127.0.0.1",),
     component, SA signing key; with ``node`` (name, IP), the real node's kubelet serving and client
     certificates and those of kube-proxy and CoreDNS."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     pki.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-
-    def key_pem(key) -> bytes:
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-
-    def name(cn: str, org: str | None = None) -> x509.Name:
-        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-        if org:
-            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-        return x509.Name(attrs)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("mindzoo-test-ca")).issuer_name(name("mindzoo-test-ca"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now).not_valid_after(now + dt.timedelta(days=7))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca, ca_key = _new_ca("mindzoo-test-ca")
     (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
     def issue(stem: str, subject: x509.Name, usage, sans: list | None = None) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now).not_valid_after(now + dt.timedelta(days=7))
-                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        (pki / f"{stem}.crt").write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-        (pki / f"{stem}.key").write_bytes(key_pem(key))
+        cert, key = _issue(ca, ca_key, subject, usage, sans)
+        (pki / f"{stem}.crt").write_bytes(cert)
+        (pki / f"{stem}.key").write_bytes(key)
 
+    name = _name
     service_ip = next(ipaddress.ip_network(SERVICE_CIDR).hosts())
     issue("apiserver", name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, [
         x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
@@ -84,9 +59,86 @@ def write_pki(pki: Path, *, api_ips: tuple[str, ...] = ("127.0.0.1",),
     for stem, (cn, org) in clients.items():
         issue(stem, name(cn, org), ExtendedKeyUsageOID.CLIENT_AUTH)
     sa_key = ec.generate_private_key(ec.SECP256R1())
-    (pki / "sa.key").write_bytes(key_pem(sa_key))
+    (pki / "sa.key").write_bytes(_key_pem(sa_key))
     (pki / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def _name(cn: str, org: str | None = None):
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def _key_pem(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _validity() -> tuple[dt.datetime, dt.datetime]:
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    return now, now + dt.timedelta(days=7)
+
+
+def _new_ca(cn: str):
+    """A self-signed CA certificate and its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    start, end = _validity()
+    ca = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
+          .public_key(key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(key, hashes.SHA256()))
+    return ca, key
+
+
+def _issue(ca, ca_key, subject, usage, sans: list | None = None) -> tuple[bytes, bytes]:
+    """A certificate for ``subject`` (extended key ``usage``, ``sans``) signed by the CA: (cert PEM, key PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    start, end = _validity()
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(end)
+               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def write_serving_cert(folder: Path, *, ip: str = "127.0.0.1", cn: str = "mindzoo-webhooks") -> bytes:
+    """A CA of its own and a serving certificate for ``ip`` signed by it, as controller-runtime's webhook
+    server reads them (``tls.crt``, ``tls.key`` in ``folder``). Returns the CA certificate (PEM): the
+    caBundle of the webhook configurations."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = _new_ca(f"{cn}-ca")
+    cert, key = _issue(ca, ca_key, _name(cn), ExtendedKeyUsageOID.SERVER_AUTH,
+                       [x509.IPAddress(ipaddress.ip_address(ip))])
+    (folder / "tls.crt").write_bytes(cert)
+    (folder / "tls.key").write_bytes(key)
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    (folder / "ca.crt").write_bytes(ca_pem)
+    return ca_pem
 
 
 def write_kubeconfig(path: Path, server: str, pki: Path, user: str) -> Path:
