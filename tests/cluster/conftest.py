@@ -154,13 +154,14 @@ def trainer_crds(cluster) -> Iterator[None]:
     one test module: no Trainer controller and no webhook, so the API server validates TrainJobs and runtimes
     against the CRD schemas and nothing acts on them. Removed at the module's end: other modules test a
     cluster without them."""
-    import launcher_objects
+    import trainerapi
 
-    created = launcher_objects.install_crds(cluster.api_client())
+    created = trainerapi.apply_crds(cluster.api_client(), trainerapi.crd_files())
     try:
         yield
     finally:
-        launcher_objects.remove_crds(cluster.api_client(), created)
+        problems = trainerapi.remove_crds(cluster.api_client(), created)
+        assert not problems, problems
 
 
 @pytest.fixture(scope="session")

@@ -63,46 +63,6 @@ def headless_service(name: str) -> dict[str, Any]:
                      "ports": [{"name": "sched", "port": 8118}], "publishNotReadyAddresses": True}}
 
 
-def install_crds(api: Any, timeout: float = 60) -> list[str]:
-    """Create Kubeflow Trainer's CRDs where absent and wait until they are served; the names created."""
-    import time
-
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    import trainerapi
-
-    ext, created = client.ApiextensionsV1Api(api), []
-    for crd in trainerapi.crds():
-        try:
-            ext.create_custom_resource_definition(crd)
-            created.append(crd["metadata"]["name"])
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    deadline = time.monotonic() + timeout
-    for name in created:
-        while not any(c.type == "Established" and c.status == "True"
-                      for c in ext.read_custom_resource_definition(name).status.conditions or []):
-            assert time.monotonic() < deadline, f"CRD {name} not Established in {timeout:.0f}s"
-            time.sleep(0.3)
-    return created
-
-
-def remove_crds(api: Any, names: list[str], timeout: float = 120) -> None:
-    import time
-
-    from kubernetes import client
-
-    ext = client.ApiextensionsV1Api(api)
-    for name in names:
-        ext.delete_custom_resource_definition(name)
-    deadline = time.monotonic() + timeout
-    while [c for c in ext.list_custom_resource_definition().items if c.metadata.name in names]:
-        assert time.monotonic() < deadline, f"CRDs {names} still there after {timeout:.0f}s"
-        time.sleep(0.5)
-
-
 class TrainerStandIn:
     """Plays what the launcher reads of Trainer and JobSet - nothing more, and it is not Trainer. Without
     ``pool``: the TrainJob's final condition (``outcome``). With ``pool``: the worker pods too, as an Indexed

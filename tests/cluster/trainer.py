@@ -31,8 +31,6 @@ What the controllers need here (found by reading their v2.3.0 / v0.12.0 sources 
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +38,12 @@ from pathlib import Path
 import yaml
 
 import hoststate
+import trainerapi
 import trainerwebhooks
 from kubepki import write_serving_cert
 from procs import HarnessError, Process, cache_bin, free_port, spawn, wait
 
-TRAINER_MODULE = "github.com/kubeflow/trainer/v2"
-JOBSET_MODULE = "sigs.k8s.io/jobset"
+TRAINER_MODULE, JOBSET_MODULE = trainerapi.TRAINER_MODULE, trainerapi.JOBSET_MODULE
 #: (group, version, plural, propagation policy) of the objects the controllers own, deleted in this order
 #: at stop. TrainJobs in the background: Trainer v2.3.0 reconciles a TrainJob that is being deleted like any
 #: other and re-creates its JobSet when the garbage collector removes it, so a foreground deletion of a
@@ -70,21 +68,11 @@ def built_version(tool: str) -> str:
 
 
 def module_dir(module: str, version: str) -> Path:
-    """The module's source in the Go module cache; downloaded (`go mod download`) if absent."""
+    """The module's source in the Go module cache (downloaded if absent), as a harness error if it cannot be."""
     try:
-        cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise HarnessError(f"cannot locate the Go module cache (`go env GOMODCACHE`): {exc}") from None
-    folder = Path(cache) / f"{module}@{version}"
-    if folder.is_dir():
-        return folder
-    proc = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True, text=True,
-                          cwd="/", timeout=600)
-    try:
-        return Path(json.loads(proc.stdout)["Dir"])
-    except (ValueError, KeyError):
-        why = (proc.stderr or proc.stdout).strip()[-400:]
-        raise HarnessError(f"cannot download {module}@{version}: {why}") from None
+        return trainerapi.module_dir(module, version)
+    except trainerapi.ModuleMissing as exc:
+        raise HarnessError(str(exc)) from None
 
 
 @dataclass
@@ -111,9 +99,7 @@ class Controllers:
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         controllers = cls(cluster.api_client(), workdir)
         try:
-            crds = [*sorted((jobset_src / "config/components/crd/bases").glob("*.yaml")),
-                    *sorted((trainer_src / "manifests/base/crds").glob("trainer.kubeflow.org_*.yaml"))]
-            controllers._apply_crds(crds, timeout)
+            controllers._apply_crds(trainerapi.crd_files(trainer_src, jobset_src), timeout)
             ca = write_serving_cert(controllers.cert_dir, ip=HOST)
             jobset_port, trainer_port = free_port(HOST), free_port(HOST)
             jobset = controllers._spawn(cluster, "jobset", "config.jobset.x-k8s.io/v1alpha1", {
@@ -145,27 +131,10 @@ class Controllers:
     # ---- start
 
     def _apply_crds(self, files: list[Path], timeout: float) -> None:
-        from kubernetes import client
-        from kubernetes.client.rest import ApiException
-
-        ext = client.ApiextensionsV1Api(self.api)
-        names = []
-        for path in files:
-            crd = yaml.safe_load(path.read_text())
-            names.append(crd["metadata"]["name"])
-            try:
-                ext.create_custom_resource_definition(crd)
-                self.crds.append(crd["metadata"]["name"])
-            except ApiException as exc:
-                if exc.status != 409:  # 409: there already (not ours to delete)
-                    raise HarnessError(f"cannot create CRD {path.name}: {exc.status} {exc.reason}: "
-                                       f"{exc.body}") from None
-
-        def established() -> bool:
-            return all(any(c.type == "Established" and c.status == "True"
-                           for c in ext.read_custom_resource_definition(n).status.conditions or []) for n in names)
-
-        wait(f"CRDs {', '.join(names)} Established", established, timeout)
+        try:
+            self.crds.extend(trainerapi.apply_crds(self.api, files, timeout))
+        except RuntimeError as exc:
+            raise HarnessError(str(exc)) from None
 
     def _spawn(self, cluster, tool: str, api_version: str, config: dict) -> Process:
         path = self.workdir / f"{tool}.yaml"
@@ -309,22 +278,6 @@ class Controllers:
         return problems
 
     def _delete_crds(self, timeout: float) -> list[str]:
-        from kubernetes import client
-
-        ext = client.ApiextensionsV1Api(self.api)
-        problems = []
-        for name in self.crds:
-            try:
-                ext.delete_custom_resource_definition(name)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    problems.append(f"cannot delete CRD {name}: {exc.status} {exc.reason}")
-        deadline = time.monotonic() + timeout
-        while left := [c.metadata.name for c in ext.list_custom_resource_definition().items
-                       if c.metadata.name in self.crds]:
-            if time.monotonic() > deadline:
-                problems.append(f"CRDs still there after {timeout:.0f} s: {', '.join(left)}")
-                break
-            time.sleep(0.5)
+        problems = trainerapi.remove_crds(self.api, self.crds, timeout)
         self.crds.clear()
         return problems
