@@ -30,7 +30,7 @@ def node_pod(runtime):
     (node,) = runtime["spec"]["template"]["spec"]["replicatedJobs"]
     assert node["name"] == "node" and node["replicas"] == 1
     assert node["template"]["metadata"]["labels"] == {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}
-    assert node["template"]["spec"]["backoffLimit"] == 0
+    assert node["template"]["spec"]["backoffLimitPerIndex"] == node["template"]["spec"]["maxFailedIndexes"] == 0
     return node["template"]["spec"]["template"]["spec"]
 
 

@@ -166,3 +166,11 @@ def test_node_env_names_the_missing_variable():
         NodeEnv.from_env({"PET_NODE_RANK": "0", "PET_NNODES": "1", "PET_MASTER_ADDR": "x"})
     with pytest.raises(MindzooError, match="MINDZOO_NODE_RANK"):
         NodeEnv.from_env({})
+
+
+@pytest.mark.parametrize("text, expected", [(None, ()), ("", ()), ("1", ("1",)), ("0,2", ("0", "2")),
+                                            ("1,3-5", ("1", "3", "4", "5"))])
+def test_a_jobs_failed_indexes_are_read_as_the_indexes_they_name(text, expected):
+    from mindzoo.launcher.kinds import indexes
+
+    assert indexes(text) == expected

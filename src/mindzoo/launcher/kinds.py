@@ -10,7 +10,7 @@ adopting, waiting, reporting the failing worker and deleting are written once. E
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -48,6 +48,7 @@ class State:
     complete: bool
     succeeded: int
     disruptions: int  # worker pods disrupted and replaced (the Job's pod failure policy counts them)
+    failed_indexes: tuple[str, ...] = ()  # the worker indexes the Job counted as failed, where it counts them
 
 
 class Kind(Protocol):
@@ -152,7 +153,27 @@ class TrainJobKind:
 
     def read(self) -> State | None:
         found = _absent(self.api.get_namespaced_custom_object, *self._where, self.spec.name, backoff=self.backoff)
-        return None if found is None else self._state(found)
+        if found is None:
+            return None
+        state = self._state(found)
+        return self._with_job(state) if state.failures else state
+
+    def _with_job(self, state: State) -> State:
+        """A failed TrainJob's state with what the Indexed Job JobSet made of ``node`` knows: which workers
+        failed (the runtimes count failures per index) and when the failure began. The TrainJob's own Failed
+        condition comes later and its time moves (Trainer v2.3.0 clears and sets it again as it reconciles),
+        and by the time it shows, the Job controller may have stopped - even removed - the other workers. The
+        launcher's Role may read Jobs; the Job may be gone already (then: the TrainJob's word alone)."""
+        from kubernetes import client
+
+        job = _absent(client.BatchV1Api(self.api.api_client).read_namespaced_job, tj.trainer_job_name(self.spec),
+                      self.spec.namespace, backoff=self.backoff)
+        status = job.status if job is not None else None
+        if status is None:
+            return state
+        failures = tuple(Condition(c.type, c.message or c.reason or "", c.last_transition_time)
+                         for c in status.conditions or [] if c.status == "True" and c.type in ("Failed", "FailureTarget"))
+        return replace(state, failures=state.failures + failures, failed_indexes=indexes(status.failed_indexes))
 
     def create(self) -> State:
         from kubernetes.client.rest import ApiException
@@ -170,8 +191,11 @@ class TrainJobKind:
         """Nothing: JobSet makes the headless Service that names pod 0."""
 
     def delete(self) -> None:
-        """Foreground: the JobSet, its Jobs and their pods go with the TrainJob."""
-        body = {"propagationPolicy": "Foreground"}
+        """In the background: the TrainJob goes at once and the garbage collector removes its JobSet, Jobs and
+        pods after it. Not in the foreground: Trainer v2.3.0 reconciles a TrainJob that is being deleted like
+        any other and re-creates the JobSet the collector removed, so a failed TrainJob's pods ran again every
+        few seconds until its deletion finished (seen on the real node)."""
+        body = {"propagationPolicy": "Background"}
         _absent(self.api.delete_namespaced_custom_object, *self._where, self.spec.name, body=body,
                 backoff=self.backoff)
 
@@ -187,6 +211,15 @@ class TrainJobKind:
             complete=any(c.get("type") == "Complete" for c in true),
             # A Job's completions: each of the trainer Job's succeeded pods is a node that finished.
             succeeded=trainer.get("succeeded") or 0, disruptions=0)
+
+
+def indexes(text: str | None) -> tuple[str, ...]:
+    """A Job's ``failedIndexes`` ("1,3-5") as the indexes it names, in order."""
+    found: list[str] = []
+    for part in filter(None, (text or "").split(",")):
+        first, _, last = part.partition("-")
+        found.extend(str(i) for i in range(int(first), int(last or first) + 1))
+    return tuple(found)
 
 
 def _time(stamp: str | None) -> datetime | None:

@@ -189,8 +189,15 @@ def _failure_message(core: Any, kind: Kind, spec: LaunchSpec, state: State, seen
     reason = next((c.message for c in state.failures if c.message), "failed")
     failed_at = min((c.at for c in state.failures if c.at), default=None)
     by_rank = lambda found: sorted(found, key=lambda p: _rank(_index(p)))[0]  # noqa: E731
-    early = [p for p in pods if p.metadata.deletion_timestamp is not None and failed_at is not None
-             and p.metadata.deletion_timestamp < failed_at]
+    if state.failed_indexes:  # the Job's own account of which worker failed: no guessing from what is left
+        index = sorted(state.failed_indexes, key=_rank)[0]
+        pod = next((p for p in pods if _index(p) == index), None)
+        if pod is not None and pod.status.phase == "Failed" and pod.metadata.deletion_timestamp is None:
+            return f"worker {index} ({pod.metadata.name}) failed: {_log_tail(core, spec, pod.metadata.name, backoff)}"
+        name = pod.metadata.name if pod is not None else seen.get(index, "its pod is gone")
+        return f"worker {index} ({name}) was deleted or stopped before it finished; launch {spec.name} failed: {reason}"
+    early = [p for p in pods if failed_at is not None and _deletion_asked(p) is not None
+             and _deletion_asked(p) < failed_at]
     if early:
         pod = by_rank(early)
         return (f"worker {_index(pod)} ({pod.metadata.name}) was deleted before it finished; "
@@ -215,6 +222,17 @@ def _failure_message(core: Any, kind: Kind, spec: LaunchSpec, state: State, seen
         return (f"worker {_index(gone)} ({gone.metadata.name}) was evicted or deleted before it finished; "
                 f"launch {spec.name} failed: {reason}")
     return f"launch {spec.name} failed: {reason}"
+
+
+def _deletion_asked(pod: Any) -> Any:
+    """When the pod's deletion was asked for: its deletionTimestamp is that moment plus the grace period (the
+    time it will be killed), so a worker the Job controller stops after the failure must not look earlier."""
+    from datetime import timedelta
+
+    meta = pod.metadata
+    if meta.deletion_timestamp is None:
+        return None
+    return meta.deletion_timestamp - timedelta(seconds=meta.deletion_grace_period_seconds or 0)
 
 
 def _disrupted(pod: Any) -> bool:

@@ -41,6 +41,11 @@ def master_addr(spec: LaunchSpec) -> str:
     return f"{spec.name}-{NODE}-0-0.{spec.name}.{spec.namespace}.svc"
 
 
+def trainer_job_name(spec: LaunchSpec) -> str:
+    """The Indexed Job JobSet makes of the ``node`` replicatedJob: ``<jobset>-<replicatedJob>-<job index>``."""
+    return f"{spec.name}-{NODE}-0"
+
+
 def trainjob_manifest(spec: LaunchSpec) -> dict[str, Any]:
     """The TrainJob of ``spec`` (``spec.kind == "trainjob"``), carrying the digest of its content."""
     # Trainer's `trainer` has no envFrom, and a runtime patch may not add one: only single Secret keys.
