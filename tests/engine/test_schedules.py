@@ -207,7 +207,10 @@ def test_trainer_says_the_lr_it_uses_before_training(name, world, tmp_path):
     said, backend = [], FakeBackend()
     trainer = Trainer(backend, plan, SimpleNamespace(steps_per_epoch=0), rank=0, world_size=world, store=None,
                       tracker=None, say=said.append)
-    trainer.prepare()
+    try:
+        trainer.prepare()
+    finally:
+        trainer.cleanup()  # its work folder (in /tmp): every run of this test left two behind
     expected, line = world_schedule(recipe, world)
     assert said == [line] and backend.lr[0] == pytest.approx(base_lr(expected))
     assert line.startswith(f"lr {PEAK_BY_WORLD[name][world > 1]:g} on world size {world} (")

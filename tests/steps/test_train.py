@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -200,7 +201,14 @@ def test_two_local_workers_end_with_identical_weights_and_log_once(stack, datase
                  "--run-id", "dp2")
     assert "2 workers finished with identical weights" in proc.stderr
     logs = re.search(r"\(logs in (\S+)\)", proc.stderr).group(1)  # named while it ran, removed after success
-    assert not Path(logs).exists(), logs
+    if re.search(rf"warning: rank\d .* after writing its results.*\(logs in {re.escape(logs)}\)", proc.stderr):
+        # MindSpore's distributed runtime crashed in its teardown, after the results (it does, now and then, under
+        # load: engine/distributed.py): the launch stands, warns, and keeps the ranks' logs - their own TMPDIR gone.
+        assert {p.name for p in Path(logs).iterdir()} >= {"rank0.log", "rank1.log"}, logs
+        assert not (Path(logs) / "tmp").exists()
+        shutil.rmtree(logs)
+    else:
+        assert not Path(logs).exists(), logs
     client, runs = mlflow_run(stack, dataset, "dp2")
     assert len(runs) == 1  # rank 0 alone tracks
     run = runs[0]
