@@ -13,6 +13,8 @@ import subprocess
 import pytest
 import yaml
 
+from components.images import NAMES
+
 from chartkit import by_kind, one
 
 pytestmark = [pytest.mark.control]
@@ -55,7 +57,8 @@ def test_both_runtimes_run_restricted_pods_that_fail_the_trainjob_at_once(chart)
         assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
         assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
         (container,) = pod["containers"]
-        assert container["name"] == "node" and container["image"] == "localhost/mindzoo-cpu:0.1.0"
+        # The chart's default is the CPU image as components/images.py names it (podman's local name).
+        assert container["name"] == "node" and container["image"] == f"localhost/{NAMES['cpu']}"
         assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
         assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}]
         assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
