@@ -191,20 +191,30 @@ def test_killing_a_worker_pod_fails_the_launch_naming_its_rank(real_cluster, rea
 
     run_id = "killed-worker"
     ns, name = real_release["namespace"], job_name(run_id)
-    core = real_cluster.core()
     proc = launch(real_release, as_pipeline_sa, digits, run_id, steps=100000)
+    kill_worker_1(real_cluster, ns, f"mindzoo.io/launch={name}", proc)
+    assert real_cluster.wait_for("the failed launch's objects to go", lambda: not left_behind(real_cluster, ns, run_id),
+                                 120)
+
+
+def kill_worker_1(real_cluster, ns: str, selector: str, proc: subprocess.Popen) -> None:
+    """Once both worker pods (``selector``) run and rank 0 is past its first step, delete worker 1's pod: the
+    launch ``proc`` must fail with one error line naming worker 1, and no traceback."""
+    core = real_cluster.core()
+
+    def index(pod) -> str:
+        return (pod.metadata.labels or {}).get("batch.kubernetes.io/job-completion-index", "")
 
     def training() -> bool:  # both pods running and rank 0 past its first step
-        pods = core.list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
+        pods = core.list_namespaced_pod(ns, label_selector=selector).items
         if len(pods) != 2 or any(p.status.phase != "Running" for p in pods):
             return False
-        pod0 = next(p for p in pods if p.metadata.annotations.get("batch.kubernetes.io/job-completion-index") == "0")
+        pod0 = next(p for p in pods if index(p) == "0")
         return "step" in core.read_namespaced_pod_log(pod0.metadata.name, ns, tail_lines=20)
 
     try:
         real_cluster.wait_for("both workers training", training, 600, 2)
-        victim = next(p for p in core.list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
-                      if p.metadata.annotations.get("batch.kubernetes.io/job-completion-index") == "1")
+        victim = next(p for p in core.list_namespaced_pod(ns, label_selector=selector).items if index(p) == "1")
         core.delete_namespaced_pod(victim.metadata.name, ns, grace_period_seconds=0)
         out, err = proc.communicate(timeout=300)
     finally:
@@ -213,5 +223,3 @@ def test_killing_a_worker_pod_fails_the_launch_naming_its_rank(real_cluster, rea
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode != 0 and "Traceback" not in err, err[-3000:]
     assert lines[-1].startswith("error: ") and "worker 1" in lines[-1], lines[-1]
-    assert real_cluster.wait_for("the failed launch's objects to go", lambda: not left_behind(real_cluster, ns, run_id),
-                                 120)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import pytest
 
 from chartimages import CHART
-from test_realnode_launch import as_pipeline_sa, digits, launch, left_behind, rank_digests  # noqa: F401 - fixtures
+from test_realnode_launch import (as_pipeline_sa, digits, kill_worker_1, launch, left_behind,  # noqa: F401
+                                 rank_digests)  # as_pipeline_sa, digits: fixtures
 
 pytestmark = [pytest.mark.control, pytest.mark.cluster, pytest.mark.realnode, pytest.mark.trainjob, pytest.mark.slow]
 
@@ -98,31 +99,9 @@ def test_killing_a_worker_fails_the_trainjob_naming_its_rank(real_cluster, real_
     from mindzoo.launcher.train import job_name
 
     run_id = "trainjob-killed-worker"
-    ns, name, core = real_release["namespace"], job_name(run_id), real_cluster.core()
-    selector = f"jobset.sigs.k8s.io/jobset-name={name}"
+    ns = real_release["namespace"]
     proc = launch(real_release, as_pipeline_sa, digits, run_id, *TRAINJOB, steps=100000)
-
-    def index(pod) -> str:
-        return (pod.metadata.labels or {}).get("batch.kubernetes.io/job-completion-index", "")
-
-    def training() -> bool:  # both pods running and rank 0 past its first step
-        pods = core.list_namespaced_pod(ns, label_selector=selector).items
-        if len(pods) != 2 or any(p.status.phase != "Running" for p in pods):
-            return False
-        pod0 = next(p for p in pods if index(p) == "0")
-        return "step" in core.read_namespaced_pod_log(pod0.metadata.name, ns, tail_lines=20)
-
-    try:
-        real_cluster.wait_for("both workers training", training, 600, 2)
-        victim = next(p for p in core.list_namespaced_pod(ns, label_selector=selector).items if index(p) == "1")
-        core.delete_namespaced_pod(victim.metadata.name, ns, grace_period_seconds=0)
-        out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert proc.returncode != 0 and "Traceback" not in err, err[-3000:]
-    assert lines[-1].startswith("error: ") and "worker 1" in lines[-1], lines[-1]
+    kill_worker_1(real_cluster, ns, f"jobset.sigs.k8s.io/jobset-name={job_name(run_id)}", proc)
     assert real_cluster.wait_for("the failed TrainJob's objects to go", lambda: gone(real_cluster, ns, run_id), 120)
 
 
