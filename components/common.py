@@ -1,8 +1,8 @@
 """What every component shares: its command line, optional flags, endpoints (imports only kfp).
 
 ``command(step)`` runs ``mindzoo STEP`` through ``env`` so that the step's MLflow run is
-tagged with the KFP run it belongs to (``MINDZOO_PIPELINE_RUN_ID``, read by
-``mindzoo.steps.context``) and, where ``components/images.py`` pins the images, learns
+tagged with the KFP run it belongs to under kfp.local (``MINDZOO_LOCAL_PIPELINE_RUN_ID``, read by
+``mindzoo.runs.layout``; on a KFP backend the pod's label gives it) and, where ``components/images.py`` pins the images, learns
 their digests (``MINDZOO_IMAGE_DIGESTS``): KFP resolves placeholders in the command line, not in
 environment variables. The image's ENTRYPOINT is ``mindzoo``; Kubernetes replaces it
 with this command, and ``mindzoo pipeline run-local`` resets it for kfp.local.
@@ -14,9 +14,11 @@ from kfp import dsl
 
 from components import images
 
-# Tags every MLflow run of a step with the KFP run id (the same id on a cluster and locally), and, when
-# the images are pinned at compile time, tells the step their digests (it records the one it runs in).
-RUN_ID_ENV = ["env", f"MINDZOO_PIPELINE_RUN_ID={dsl.PIPELINE_JOB_ID_PLACEHOLDER}",
+# Tags every MLflow run of a step with the KFP run id under kfp.local, which resolves the placeholder in
+# the command line (a KFP backend leaves it as it is there: its pods get the id from their `pipeline/runid`
+# label instead, and that wins; mindzoo.runs.layout), and, when the images are pinned at compile time,
+# tells the step their digests (it records the one it runs in).
+RUN_ID_ENV = ["env", f"MINDZOO_LOCAL_PIPELINE_RUN_ID={dsl.PIPELINE_JOB_ID_PLACEHOLDER}",
               *([f"MINDZOO_IMAGE_DIGESTS={images.STEP_DIGESTS}"] if images.STEP_DIGESTS else [])]
 
 # Optional inputs every step has: where the object store and MLflow are (empty: the

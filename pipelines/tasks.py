@@ -14,8 +14,10 @@ from kfp import dsl, kubernetes
 from components import images
 from mindzoo.launcher.train import ENV_MLFLOW_SECRET
 from mindzoo.pipeline.config import PipelineConfig
+from mindzoo.runs.layout import ENV_PIPELINE_RUN_ID
 
 # Env var names the steps read (mindzoo.endpoints); the chart's pipeline-defaults ConfigMap uses them as keys.
+RUN_ID_LABEL = "pipeline/runid"  # KFP 2.x's API server: v2_template.go, SetPodMetadataLabels
 CONFIG_MAP_ENV = ("MINDZOO_S3_ENDPOINT", "MINDZOO_S3_SECURE", "MLFLOW_TRACKING_URI")
 # Secret key -> env var of MLflow's basic-auth credentials (the chart's <release>-mlflow-auth).
 MLFLOW_AUTH_ENV = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"}
@@ -56,6 +58,9 @@ def step(task: dsl.PipelineTask, cfg: PipelineConfig, *, io_bound: bool = False,
     kubernetes.use_secret_as_env(task, cfg.s3_secret, {cfg.s3_access_key_key: "AWS_ACCESS_KEY_ID",
                                                        cfg.s3_secret_key_key: "AWS_SECRET_ACCESS_KEY"})
     kubernetes.use_config_map_as_env(task, cfg.defaults_config_map, {k: k for k in CONFIG_MAP_ENV}, optional=True)
+    # The KFP run id from the label KFP's API server puts on every pod of a run (mindzoo.runs.layout says why
+    # not a placeholder); kfp.local ignores this and the command line passes it instead.
+    kubernetes.use_field_path_as_env(task, ENV_PIPELINE_RUN_ID, f"metadata.labels['{RUN_ID_LABEL}']")
     if cfg.mlflow_secret:
         # MLflow's standard client variables; optional, so tasks start where MLflow runs without auth. The
         # distributed launcher hands the same Secret to its workers (mindzoo.launcher.train.mlflow_auth_keys).

@@ -24,8 +24,6 @@ from kfp import dsl
 from components import images
 from components.common import command, connection_flags, executor_input, flag
 
-# A stable default run id: the same pipeline run and task resume the same training.
-DEFAULT_RUN_ID = f"{dsl.PIPELINE_JOB_ID_PLACEHOLDER}-{dsl.PIPELINE_TASK_NAME_PLACEHOLDER}"
 
 
 def _train_args(dataset, model, recipe, set, output, run_id, workers, input_size, steps_per_epoch,  # noqa: A002
@@ -37,7 +35,7 @@ def _train_args(dataset, model, recipe, set, output, run_id, workers, input_size
         flag("recipe", recipe),
         flag("set", set),
         flag("output", output),
-        dsl.IfPresentPlaceholder(input_name="run_id", then=["--run-id", run_id], else_=["--run-id", DEFAULT_RUN_ID]),
+        flag("run_id", run_id),  # default: the pipeline run's id + "-train", so a retried task resumes
         flag("workers", workers),
         flag("input_size", input_size),
         flag("steps_per_epoch", steps_per_epoch),
@@ -88,7 +86,7 @@ def train(
         recipe: Recipe name or YAML path inside the image (default: the recipe named after the model).
         set: Recipe overrides, comma-separated `key=value` (e.g. `epochs=3,batch_size=32`).
         output: s3:// root of training runs (default s3://mindzoo/runs).
-        run_id: Run id; the same id resumes (default: pipeline run id + task name).
+        run_id: Run id; the same id resumes (default in a pipeline: `<KFP run id>-train`, so a retry resumes).
         workers: Data-parallel worker processes in this pod (one per device on GPU/Ascend).
         input_size: Input side in pixels (0: the recipe's).
         steps_per_epoch: Cap on steps per epoch.

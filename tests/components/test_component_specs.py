@@ -84,7 +84,7 @@ def test_runs_the_mindzoo_command_in_the_runtime_image_with_the_executor_input(s
     # `env` tags the step's MLflow run with the KFP run: KFP resolves placeholders in command lines only.
     # The launcher also learns the image its own pod runs (its documented fallback for worker pods).
     launcher = [f"MINDZOO_IMAGE_REF={images.CPU}"] if name == "train_distributed" else []
-    assert container["command"] == ["env", "MINDZOO_PIPELINE_RUN_ID={{$.pipeline_job_uuid}}", *launcher, "mindzoo",
+    assert container["command"] == ["env", "MINDZOO_LOCAL_PIPELINE_RUN_ID={{$.pipeline_job_uuid}}", *launcher, "mindzoo",
                                     *command]
     assert container["args"][:len(required)] == required
     assert container["args"][-2:] == ["--executor-input", "{{$}}"]  # the step writes the executor output
@@ -119,9 +119,17 @@ def test_artifact_types(specs, name):
 
 
 def test_train_defaults_its_run_id_to_the_pipeline_run_so_a_retry_resumes(specs):
+    """No placeholder default in the arguments (a KFP backend would pass it unresolved): the step derives it
+    from the pipeline run, whichever way the run id reached it."""
+    from mindzoo.runs.layout import pipeline_train_run_id
+
     for name in ("train", "train_distributed"):
         run_id = next(p for p in _present(_container(specs[name], name)["args"]) if p["InputName"] == "run_id")
-        assert run_id["Else"] == ["--run-id", "{{$.pipeline_job_uuid}}-{{$.pipeline_task_name}}"]
+        assert "Else" not in run_id
+    assert pipeline_train_run_id({"MINDZOO_LOCAL_PIPELINE_RUN_ID": "local"}) == "local-train"
+    assert pipeline_train_run_id({"MINDZOO_PIPELINE_RUN_ID": "label", "MINDZOO_LOCAL_PIPELINE_RUN_ID": "x"}) == \
+        "label-train"
+    assert pipeline_train_run_id({}) == ""
 
 
 @pytest.mark.parametrize("folder", sorted({v[0] for v in COMPONENTS.values()}))

@@ -135,6 +135,9 @@ def test_credentials_come_only_from_the_secret(name, tmp_path):
             "keyToEnv": [{"secretKey": "username", "envVar": "MLFLOW_TRACKING_USERNAME"},
                          {"secretKey": "password", "envVar": "MLFLOW_TRACKING_PASSWORD"}]}], label
         assert config["configMapAsEnv"][0]["optional"] is True
+        # The KFP run id, from the label KFP's API server puts on every pod of a run (not a placeholder).
+        assert config["fieldPathAsEnv"] == [{"name": "MINDZOO_PIPELINE_RUN_ID",
+                                             "fieldPath": "metadata.labels['pipeline/runid']"}], label
     off, platform, _ = compile_docs(name, tmp_path / "off", mlflow_secret="")
     assert all(len(config["secretAsEnv"]) == 1 for config in platform.values())
     params = spec["root"]["inputDefinitions"]["parameters"]

@@ -17,6 +17,7 @@ from mindzoo.archs import DataConfig, get_data_config
 from mindzoo.configkit import to_flat_dict
 from mindzoo.data import fit
 from mindzoo.errors import ConfigError, DataError
+from mindzoo.runs.layout import pipeline_train_run_id
 from mindzoo.storage import S3Uri
 
 __all__ = ["TrainPlan", "amp_settings", "apply_data_overrides", "load_dataset", "split_overrides", "plan_training", "resolve_recipe", "scaled_sizes"]
@@ -203,7 +204,8 @@ def plan_training(cfg: Any, storage: Any) -> TrainPlan:
     if int(info["num_classes"]) != recipe.num_classes:
         raise DataError(f"dataset {info.get('name', cfg.dataset)} has {info['num_classes']} classes but recipe "
                         f"{recipe.name} trains {recipe.num_classes}: pass --set num_classes={info['num_classes']}")
-    run_id = cfg.run_id or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_id = (cfg.run_id or pipeline_train_run_id()
+              or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
     return TrainPlan(model, recipe, source, cfg.overrides(), data_cfg, size, scaled_sizes(recipe, data_cfg, size),
                      cfg.dataset, local, info, run_id, S3Uri.parse(cfg.output).join(run_id),
                      getattr(cfg, "engine", "mindspore"), getattr(cfg, "init_from", ""))

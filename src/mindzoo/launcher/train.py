@@ -24,10 +24,11 @@ from typing import Any
 from mindzoo.errors import ConfigError, MindzooError
 from mindzoo.launcher.spec import LaunchSpec, SecretKeyEnv, Toleration
 from mindzoo.launcher.trainjob import RUNTIMES
+from mindzoo.runs.layout import pipeline_train_run_id
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # Passed on to the worker pods as plain values (no credentials among them).
-FORWARDED_ENV = ("MINDZOO_PIPELINE_RUN_ID", "MINDZOO_S3_SECURE", "AWS_DEFAULT_REGION")
+FORWARDED_ENV = ("MINDZOO_PIPELINE_RUN_ID", "MINDZOO_LOCAL_PIPELINE_RUN_ID", "MINDZOO_S3_SECURE", "AWS_DEFAULT_REGION")
 #: Names the Secret of MLflow basic-auth credentials the pipeline gave this task (pipelines/tasks.py).
 ENV_MLFLOW_SECRET = "MINDZOO_MLFLOW_SECRET"
 
@@ -113,7 +114,7 @@ def run(cfg: Any, launch: Any, ctx: Any) -> None:
     """Launch, wait, and hand rank 0's outputs to KFP (the step's executor output)."""
     from mindzoo.launcher.run import launch as start
 
-    cfg = replace(cfg, run_id=cfg.run_id or f"run-{uuid.uuid4().hex[:12]}")
+    cfg = replace(cfg, run_id=cfg.run_id or pipeline_train_run_id() or f"run-{uuid.uuid4().hex[:12]}")
     spec = build_spec(cfg, launch, ctx.storage_cfg, ctx.tracking_cfg)
     uri = result_uri(cfg.output, cfg.run_id)
     ranks = launch.nodes * (1 if cfg.engine == "torch" else cfg.workers)

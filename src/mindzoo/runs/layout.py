@@ -27,7 +27,13 @@ UNLINKED_EXPERIMENT = "mindzoo/unlinked"  # a run whose model is unknown (e.g. i
 UNKNOWN_DATA = "unknown-data"
 HASH_CHARS = 12
 
+# The KFP run a step belongs to. On a KFP backend the task pod gets it from its `pipeline/runid` label
+# (pipelines/tasks.py, kfp-kubernetes' field path): the backend resolves `{{$.pipeline_job_uuid}}` only
+# as a task input's value, and an input would make KFP's cache key differ in every run. kfp.local
+# ignores kfp-kubernetes settings but resolves the placeholder in the command line, which passes it
+# as ENV_LOCAL_PIPELINE_RUN_ID (components/common.py): the label's value wins when both are there.
 ENV_PIPELINE_RUN_ID = "MINDZOO_PIPELINE_RUN_ID"
+ENV_LOCAL_PIPELINE_RUN_ID = "MINDZOO_LOCAL_PIPELINE_RUN_ID"
 ENV_GIT_SHA = "MINDZOO_GIT_SHA"
 ENV_IMAGE = "MINDZOO_IMAGE"  # the image's own name:version (set in each Dockerfile)
 # The digest of the image the step runs in. Set by whoever starts the container and knows it: run-local
@@ -143,10 +149,25 @@ def parent_run_name(pipeline_run_id: str) -> str:
     return f"pipeline-{pipeline_run_id}"
 
 
+def pipeline_run_id(environ: Mapping[str, str] | None = None) -> str:
+    """The KFP run this process is a step of ('' outside a pipeline); see ENV_PIPELINE_RUN_ID."""
+    env = os.environ if environ is None else environ
+    return env.get(ENV_PIPELINE_RUN_ID) or env.get(ENV_LOCAL_PIPELINE_RUN_ID) or ""
+
+
+def pipeline_train_run_id(environ: Mapping[str, str] | None = None) -> str:
+    """A train step's default run id inside a pipeline ('' outside one): the same for every try of the task,
+    so a retried train resumes from its last published checkpoint. One train task runs per pipeline run."""
+    run = pipeline_run_id(environ)
+    return f"{run}-train" if run else ""
+
+
 def pipeline_tags(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """``pipeline_run_id``, ``git_sha``, ``image``, ``image_digest`` from the environment the pipeline sets."""
     env = os.environ if environ is None else environ
     tags = {tag: env[var] for tag, var in PIPELINE_TAG_ENV.items() if env.get(var)}
+    if pipeline_run_id(env):
+        tags[Tag.PIPELINE_RUN_ID] = pipeline_run_id(env)
     digest = image_digest(env)
     return {**tags, Tag.IMAGE_DIGEST: digest} if digest else tags
 
