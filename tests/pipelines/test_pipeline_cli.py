@@ -68,7 +68,7 @@ def test_pinned_images_run_by_digest_and_tell_every_step(tmp_path):
     assert images == {f"localhost/mindzoo-cpu:0.1.0@{PIN_CPU}", f"localhost/mindzoo-gpu:0.1.0@{PIN_GPU}",
                       "localhost/mindzoo-ascend:0.1.0"}  # not pinned: by tag, and its steps record no digest
     told = f"MINDZOO_IMAGE_DIGESTS=mindzoo-cpu:0.1.0={PIN_CPU},mindzoo-gpu:0.1.0={PIN_GPU}"
-    assert all(e["container"]["command"][:3] == ["env", "MINDZOO_PIPELINE_RUN_ID={{$.pipeline_job_uuid}}", told]
+    assert all(e["container"]["command"][:3] == ["env", "MINDZOO_LOCAL_PIPELINE_RUN_ID={{$.pipeline_job_uuid}}", told]
                for e in executors)
 
 
@@ -223,3 +223,54 @@ def test_pipeline_commands_belong_to_the_control_environment():
     proc = mindzoo("pipeline", "compile", binary=RUNTIME)
     assert error_line(proc) == ("error: `mindzoo pipeline compile` needs the control environment (kfp is not "
                                 "installed here): run .venv-control/bin/mindzoo pipeline compile")
+
+
+def test_submit_params_keep_comma_separated_overrides_whole():
+    """The CLI splits --param values at commas; recipe overrides carry commas of their own."""
+    from mindzoo.pipeline.submit import pipeline_arguments
+
+    items = ("source=s3://mindzoo/raw/digits", "overrides=epochs=3", "batch_size=16", "schedule.milestones=70",
+             "140", "nodes=2", "min_top1=0.8")
+    from mindzoo.config import _join_overrides
+
+    assert pipeline_arguments(GOLDEN / "train_pipeline.yaml", _join_overrides(items)) == {
+        "source": "s3://mindzoo/raw/digits", "overrides": "epochs=3,batch_size=16,schedule.milestones=70,140",
+        "nodes": 2, "min_top1": 0.8}
+
+
+def test_submit_refuses_a_parameter_the_pipeline_does_not_take_before_contacting_a_server():
+    line = error_line(mindzoo("pipeline", "submit", "--host", "http://127.0.0.1:9", "--param", "epochs=3"))
+    assert line.startswith("error: pipeline.param: 'epochs' is not a parameter of train_pipeline.yaml (it takes: ")
+    assert "overrides, " in line and "source, " in line
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 500, 503])
+def test_submit_to_a_server_answering_an_error_names_host_and_status(status):
+    """A fake KFP endpoint (a bare HTTP server answering every request with ``status``): what a proxy or a
+    misconfigured ingress in front of KFP does. The real API server's 404 is tested in test_kfp_runs.py."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": "no"}')
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        line = error_line(mindzoo("pipeline", "submit", "--host", host, "--param", "source=s3://a/b"))
+    finally:
+        server.shutdown()
+    import http as codes
+
+    assert line == f"error: could not submit to Kubeflow Pipelines at {host}: HTTP {status} " \
+                   f"{codes.HTTPStatus(status).phrase}"

@@ -147,6 +147,10 @@ class SubmitConfig:
     pipeline_root: str = option("", help="Where KFP keeps this run's artifacts (default: the kfp-launcher "
                                          "ConfigMap's defaultPipelineRoot)")
     service_account: str = option("", help="ServiceAccount the run's pods use (the chart's <release>-pipeline)")
+    cache: bool = option(False, help="Let KFP reuse every task whose inputs equal an earlier run's (its cache key "
+                                     "is the parameters and input artifacts, not the files behind an s3:// "
+                                     "prefix: changed files under the same source are reused stale). Off: the "
+                                     "compiled pipeline caches no task")
     wait: bool = option(False, help="Wait for the run to finish and fail unless it succeeded")
     timeout: int = option(24 * 3600, help="Seconds --wait waits")
     token: str = secret(help="$KF_PIPELINES_TOKEN: bearer token (multi-user KFP)")

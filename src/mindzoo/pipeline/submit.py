@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mindzoo.errors import MindzooError
+from mindzoo.errors import ConfigError, MindzooError
 from mindzoo.pipeline.config import PipelineConfig, SubmitConfig
 
 
@@ -34,22 +34,64 @@ def package(cfg: SubmitConfig, pipeline_cfg: PipelineConfig, work: Path) -> Path
     return path
 
 
+def pipeline_arguments(path: Path, items: tuple[str, ...]) -> dict[str, Any]:
+    """``--param`` items as the run's arguments, checked against the package's parameters.
+
+    The CLI splits flag values at commas, so ``overrides=epochs=3,batch_size=64`` arrives as two items; an
+    item whose key is not a parameter of the pipeline continues the one before it. A first item that is
+    not a parameter is one error naming the ones there are (KFP itself answers only HTTP 400).
+    """
+    import yaml
+
+    try:
+        spec = next(doc for doc in yaml.safe_load_all(path.read_text()) if doc and "root" in doc)
+        names = set(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
+    except (OSError, StopIteration, AttributeError, TypeError, yaml.YAMLError):
+        raise MindzooError(f"{path} is not a compiled pipeline (no root.inputDefinitions)") from None
+    joined: list[list[str]] = []
+    for item in items:
+        key, value = (part.strip() if i == 0 else part for i, part in enumerate(item.split("=", 1)))
+        if key in names:
+            joined.append([key, value])
+        elif joined:
+            joined[-1][1] += f",{item}"
+        else:
+            raise ConfigError("pipeline.param", f"{key!r} is not a parameter of {path.name} "
+                                                f"(it takes: {', '.join(sorted(names))})")
+    return {key: parse_value(value) for key, value in joined}
+
+
+def probe(host: str, token: str | None) -> None:
+    """Ask the server's healthz once. kfp.Client asks it five times, 5 s apart, logging a traceback each time,
+    and then reports only that it gave up: this keeps the server's own answer (its HTTP status) for the error."""
+    import kfp_server_api
+
+    api = kfp_server_api.ApiClient(kfp_server_api.Configuration(host=host.rstrip("/")))
+    if token:
+        api.set_default_header("Authorization", f"Bearer {token}")
+    kfp_server_api.HealthzServiceApi(api).healthz_service_get_healthz(_request_timeout=30)
+
+
 def submit(cfg: SubmitConfig, pipeline_cfg: PipelineConfig, say: Callable[[str], None]) -> str:
     """Create the run; with ``wait``, fail unless it succeeds. Returns the run id."""
     import kfp
 
     with tempfile.TemporaryDirectory(prefix="mindzoo-submit-") as tmp:
         path = package(cfg, pipeline_cfg, Path(tmp))
+        arguments = pipeline_arguments(path, cfg.param)
         host = cfg.host or os.environ.get("KF_PIPELINES_ENDPOINT") or None
         token = cfg.token or os.environ.get("KF_PIPELINES_TOKEN") or None
         try:
+            if host:
+                probe(host, token)
             with warnings.catch_warnings():  # kfp's FutureWarning about v1 servers is noise on a one-line CLI
                 warnings.simplefilter("ignore")
                 client = kfp.Client(host=host, namespace=cfg.namespace or "kubeflow", existing_token=token)
             result = client.create_run_from_pipeline_package(
-                str(path), arguments={k: parse_value(v) for k, v in cfg.arguments().items()},
+                str(path), arguments=arguments,
                 run_name=cfg.run_name or None, experiment_name=cfg.experiment, namespace=cfg.namespace or None,
-                pipeline_root=cfg.pipeline_root or None, service_account=cfg.service_account or None)
+                pipeline_root=cfg.pipeline_root or None, service_account=cfg.service_account or None,
+                enable_caching=True if cfg.cache else None)  # None: the compiled per-task setting (off)
         except Exception as err:  # noqa: BLE001 - kfp/urllib3/kubernetes raise many types; all mean "not submitted"
             raise MindzooError(f"could not submit to Kubeflow Pipelines at {host or '(in-cluster/kubeconfig)'}: "
                                f"{_first_line(err)}") from None
@@ -73,10 +115,28 @@ def wait(result: Any, timeout: int, say: Callable[[str], None]) -> None:
         raise MindzooError(f"lost track of run {result.run_id} while waiting: {_first_line(err)}") from None
     state = getattr(run, "state", None) or getattr(getattr(run, "run", None), "status", "unknown")
     if str(state).upper() not in ("SUCCEEDED", "SUCCESS"):
-        raise MindzooError(f"run {result.run_id} ended {state}")
+        failed = failed_tasks(run)
+        raise MindzooError(f"run {result.run_id} ended {state}" + (f": failed task(s) {failed}" if failed else ""))
     say(f"run {result.run_id} succeeded")
 
 
+def failed_tasks(run: Any) -> str:
+    """The run's failed steps as ``name (first line of its error)``, innermost first: a failed step also fails
+    the DAG tasks around it (the pipeline's root, a condition branch), which say nothing of their own."""
+    details = getattr(getattr(run, "run_details", None), "task_details", None) or []
+    failed = [t for t in details if str(getattr(t, "state", "")).upper() == "FAILED"]
+    parents = {getattr(t, "parent_task_id", None) for t in failed}
+    leaves = [t for t in failed if getattr(t, "task_id", None) not in parents] or failed
+    names = []
+    for task in leaves:
+        message = str(getattr(getattr(task, "error", None), "message", "") or "").strip().splitlines()
+        names.append(f"{getattr(task, 'display_name', '?')}" + (f" ({message[0][:200]})" if message else ""))
+    return ", ".join(names)
+
+
 def _first_line(err: Exception) -> str:
+    status = getattr(err, "status", None)  # kfp_server_api's ApiException: the server answered with an error
+    if isinstance(status, int) and status >= 400:
+        return f"HTTP {status} {getattr(err, 'reason', '') or ''}".strip()
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
