@@ -122,7 +122,9 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
                 nodes=nodes, device=device, launch_pools=tasks.launch_pools(cfg), s3_secret=cfg.s3_secret,
                 s3_access_key_key=cfg.s3_access_key_key, s3_secret_key_key=cfg.s3_secret_key_key,
                 launch_timeout=cfg.launch_timeout, launch_kind=launch_kind, launch_queue=launch_queue,
-                **({"service_account": cfg.worker_service_account} if cfg.worker_service_account else {}), **run)
+                **({"service_account": cfg.worker_service_account} if cfg.worker_service_account else {}),
+                **({"launch_cpu": cfg.worker_cpu} if cfg.worker_cpu else {}),
+                **({"launch_memory": cfg.worker_memory} if cfg.worker_memory else {}), **run)
         with dsl.Elif(device == "ascend", name="train-ascend"):
             ascend = tasks.on_pool(train(device="ascend", **run), cfg, "ascend910", workers, images.ASCEND)
         with dsl.Elif(device == "gpu", name="train-gpu"):

@@ -164,6 +164,11 @@ def test_the_distributed_branch_launches_worker_pods_on_the_device_pool(tmp_path
     assert pools["gpu"]["resource"] == "nvidia.com/gpu" and pools["cpu"]["resource"] == ""
     _, task = tasks_by_executor(spec)[label]
     assert task["inputs"]["parameters"]["s3_secret"]["runtimeValue"]["constant"] == "mindzoo-minio-tasks"
+    assert not {"launch_cpu", "launch_memory"} & set(task["inputs"]["parameters"])  # the launcher's defaults
+    sized, _, _ = compile_docs("train", tmp_path / "sized", worker_cpu="500m", worker_memory="3Gi")
+    _, task = tasks_by_executor(sized)[label]
+    assert {k: task["inputs"]["parameters"][k]["runtimeValue"]["constant"] for k in ("launch_cpu", "launch_memory")} \
+        == {"launch_cpu": "500m", "launch_memory": "3Gi"}
     condition = next(t for t in spec["root"]["dag"]["tasks"].values() if "condition-branches" in
                      t["componentRef"]["name"] and "train" in json.dumps(spec["components"][t["componentRef"]["name"]]))
     assert condition  # train's four branches are one If/Elif/Else group merged by OneOf

@@ -46,6 +46,9 @@ def test_compile_writes_one_yaml_per_pipeline_equal_to_the_goldens(tmp_path):
     (["--pipelines", "train,deploy"], "error: pipeline.pipelines: unknown pipeline 'deploy'; use train or infer"),
     (["--workspace-size", "lots"], "error: pipeline.workspace_size: expected a Kubernetes quantity such as 500Gi "
                                    "(got 'lots')"),
+    (["--worker-cpu", "two"], "error: pipeline.worker_cpu: expected a CPU quantity such as 2 or 500m (got 'two')"),
+    (["--worker-memory", "8GB"], "error: pipeline.worker_memory: expected a Kubernetes quantity such as 8Gi "
+                                 "(got '8GB')"),
 ])
 def test_bad_compile_settings_are_one_line_naming_the_key_and_write_nothing(tmp_path, args, message):
     proc = mindzoo("pipeline", "compile", "--output", str(tmp_path / "dist"), *args)

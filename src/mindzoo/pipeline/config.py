@@ -25,6 +25,7 @@ ENGINES = ("mindspore", "torch")
 INFER_DEVICES = ("cpu", "ascend310", "ascend310p")
 POOLS = ("ascend910", "ascend310", "ascend310p", "gpu")
 _SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+_CPU = re.compile(r"^[0-9]+(\.[0-9]+)?m?$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
@@ -78,6 +79,10 @@ class PipelineConfig:
     worker_service_account: str = option("", help="ServiceAccount of the distributed launcher's worker pods "
                                            "(default: the namespace's default)")
     launch_timeout: int = option(7 * 24 * 3600, help="Seconds a distributed training may run")
+    worker_cpu: str = option("", help="CPU request of each distributed worker pod, e.g. 500m (default: the "
+                                      "launcher's, `mindzoo launch train --help`)")
+    worker_memory: str = option("", help="Memory request and limit of each distributed worker pod, e.g. 3Gi "
+                                         "(default: the launcher's)")
 
     def __post_init__(self) -> None:
         for key in ("s3_secret", "defaults_config_map"):
@@ -96,6 +101,10 @@ class PipelineConfig:
         check(not (self.workspace_size and self.data_pvc), "data_pvc", "give --workspace-size or --data-pvc, not both")
         check(not self.data_pvc or bool(_NAME.match(self.data_pvc)), "data_pvc", "not a Kubernetes name")
         check(self.launch_timeout > 0, "launch_timeout", "must be > 0")
+        check(not self.worker_cpu or bool(_CPU.match(self.worker_cpu)), "worker_cpu",
+              f"expected a CPU quantity such as 2 or 500m (got {self.worker_cpu!r})")
+        check(not self.worker_memory or bool(_SIZE.match(self.worker_memory)), "worker_memory",
+              f"expected a Kubernetes quantity such as 8Gi (got {self.worker_memory!r})")
 
     def pool(self, name: str) -> NodePool:
         """One node pool (``ascend910``, ``ascend310``, ``ascend310p``, ``gpu``)."""
