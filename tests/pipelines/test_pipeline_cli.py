@@ -277,3 +277,40 @@ def test_submit_to_a_server_answering_an_error_names_host_and_status(status):
 
     assert line == f"error: could not submit to Kubeflow Pipelines at {host}: HTTP {status} " \
                    f"{codes.HTTPStatus(status).phrase}"
+
+
+def test_submit_refuses_a_models_uri_where_kfp_imports_an_artifact():
+    """KFP 2.17's importer refuses URIs without an object-store scheme (seen on the real backend:
+    "no provider scheme found in artifact URI: models:/..."); kfp.local does not import, so run-local takes them."""
+    from mindzoo.pipeline.submit import imported_parameters, pipeline_arguments
+
+    import yaml
+
+    spec = next(d for d in yaml.safe_load_all((GOLDEN / "infer_pipeline.yaml").read_text()) if d and "root" in d)
+    assert imported_parameters(spec) == {"data", "checkpoint", "model"}
+    ok = pipeline_arguments(GOLDEN / "infer_pipeline.yaml", ("data=s3://mindzoo/datasets/abc",
+                                                             "model=s3://mindzoo/runs/r-train/export"))
+    assert ok["model"] == "s3://mindzoo/runs/r-train/export"
+    line = error_line(mindzoo("pipeline", "submit", "--package", "infer", "--host", "http://127.0.0.1:9",
+                              "--param", "data=s3://mindzoo/datasets/abc", "--param", "model=models:/googlenet/1"))
+    assert line.startswith("error: pipeline.param: model=models:/googlenet/1: KFP imports it as an artifact, and its "
+                           "importer takes only s3://, gs://, minio:// URIs")
+
+
+def test_a_failed_run_names_its_failed_steps_not_the_dags_and_drivers_around_them():
+    """A fake of what KFP 2.17's run API answered for a run whose preprocess failed (seen on the real backend):
+    task details for Argo's nodes, KFP's drivers and the DAGs, all FAILED with the step."""
+    from types import SimpleNamespace as Obj
+
+    import yaml
+
+    from mindzoo.pipeline.submit import failed_tasks
+
+    spec = next(d for d in yaml.safe_load_all((GOLDEN / "train_pipeline.yaml").read_text()) if d and "root" in d)
+    details = [Obj(display_name=name, state=state, error=None) for name, state in [
+        ("root", "FAILED"), ("preprocess-driver", "SUCCEEDED"), ("preprocess", "FAILED"), ("preprocess(0)", "FAILED"),
+        ("executor(0)", "FAILED"), ("condition-branches-1", "SKIPPED"), ("train-3", "SKIPPED"), (None, None)]]
+    run = Obj(pipeline_spec={"pipeline_spec": spec, "platform_spec": {}}, run_details=Obj(task_details=details))
+    assert failed_tasks(run) == "preprocess"
+    details[2].error = Obj(message="exit status 2\nmore")
+    assert failed_tasks(run) == "preprocess (exit status 2)"

@@ -46,6 +46,7 @@ def pipeline_arguments(path: Path, items: tuple[str, ...]) -> dict[str, Any]:
     try:
         spec = next(doc for doc in yaml.safe_load_all(path.read_text()) if doc and "root" in doc)
         names = set(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
+        imported = imported_parameters(spec)
     except (OSError, StopIteration, AttributeError, TypeError, yaml.YAMLError):
         raise MindzooError(f"{path} is not a compiled pipeline (no root.inputDefinitions)") from None
     joined: list[list[str]] = []
@@ -58,7 +59,33 @@ def pipeline_arguments(path: Path, items: tuple[str, ...]) -> dict[str, Any]:
         else:
             raise ConfigError("pipeline.param", f"{key!r} is not a parameter of {path.name} "
                                                 f"(it takes: {', '.join(sorted(names))})")
+    for key, value in joined:
+        if key in imported and value and not value.startswith(IMPORTER_SCHEMES):
+            raise ConfigError("pipeline.param", f"{key}={value}: KFP imports it as an artifact, and its importer "
+                                                f"takes only {', '.join(IMPORTER_SCHEMES)} URIs; give the "
+                                                "object-store prefix (for a registered model: its version's "
+                                                "source, the export's s3:// prefix)")
     return {key: parse_value(value) for key, value in joined}
+
+
+#: The URI schemes KFP 2.17's importer accepts (v2/objectstore: "no provider scheme found" otherwise).
+IMPORTER_SCHEMES = ("s3://", "gs://", "minio://")
+
+
+def _tasks(spec: dict) -> Any:
+    """(task name, task, its component) of every task of a compiled spec, in the root DAG and nested ones."""
+    components = spec.get("components", {})
+    for dag in [spec.get("root", {}).get("dag", {})] + [c.get("dag", {}) for c in components.values()]:
+        for name, task in dag.get("tasks", {}).items():
+            yield name, task, components.get(task.get("componentRef", {}).get("name", ""), {})
+
+
+def imported_parameters(spec: dict) -> set[str]:
+    """Pipeline parameters that feed a ``dsl.importer``'s URI (directly or through a condition branch)."""
+    executors = spec.get("deploymentSpec", {}).get("executors", {})
+    return {source.removeprefix("pipelinechannel--") for _, task, component in _tasks(spec)
+            if "importer" in executors.get(component.get("executorLabel", ""), {})
+            and (source := task.get("inputs", {}).get("parameters", {}).get("uri", {}).get("componentInputParameter"))}
 
 
 def probe(host: str, token: str | None) -> None:
@@ -120,17 +147,26 @@ def wait(result: Any, timeout: int, say: Callable[[str], None]) -> None:
     say(f"run {result.run_id} succeeded")
 
 
+def step_tasks(spec: Any) -> set[str]:
+    """Names of the pipeline's container tasks (its steps), from the compiled spec: a run's task details also
+    list the DAGs around them (root, condition branches), Argo's retry nodes and KFP's driver pods."""
+    if isinstance(spec, dict) and "pipeline_spec" in spec:  # the API's form when a platform spec came with it
+        spec = spec["pipeline_spec"]
+    if not isinstance(spec, dict):
+        return set()
+    return {name for name, _, component in _tasks(spec) if "executorLabel" in component}
+
+
 def failed_tasks(run: Any) -> str:
-    """The run's failed steps as ``name (first line of its error)``, innermost first: a failed step also fails
-    the DAG tasks around it (the pipeline's root, a condition branch), which say nothing of their own."""
+    """The run's failed steps, by their task names (with the first line of an error KFP recorded)."""
+    steps = step_tasks(getattr(run, "pipeline_spec", None))
     details = getattr(getattr(run, "run_details", None), "task_details", None) or []
-    failed = [t for t in details if str(getattr(t, "state", "")).upper() == "FAILED"]
-    parents = {getattr(t, "parent_task_id", None) for t in failed}
-    leaves = [t for t in failed if getattr(t, "task_id", None) not in parents] or failed
     names = []
-    for task in leaves:
-        message = str(getattr(getattr(task, "error", None), "message", "") or "").strip().splitlines()
-        names.append(f"{getattr(task, 'display_name', '?')}" + (f" ({message[0][:200]})" if message else ""))
+    for task in details:
+        name = getattr(task, "display_name", None)
+        if name in steps and str(getattr(task, "state", "")).upper() == "FAILED" and name not in names:
+            message = str(getattr(getattr(task, "error", None), "message", "") or "").strip().splitlines()
+            names.append(name + (f" ({message[0][:200]})" if message else ""))
     return ", ".join(names)
 
 
