@@ -62,6 +62,7 @@ $(MLMD)/.installed: requirements/mlmd.txt pyproject.toml | system
 	scripts/make-venv.sh $(MLMD) requirements/mlmd.txt && touch $@
 
 test-e2e: $(MLMD)/.installed  ## end-to-end tests of the KFP backend (marker kfpbackend; not in `make test`)
+	scripts/install-system.sh --e2e
 	$(MAKE) --jobs=3 setup images kfp-images
 	scripts/test-e2e.sh
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages mindzoo needs on the host, and a Go toolchain new enough for the
 # tools scripts/build-tools.sh builds. Idempotent: installs only what is missing.
-# Needs root.
+# Needs root. With --e2e also what `make test-e2e` needs (MariaDB for the KFP backend).
 #
 # Packages: a container engine (podman + runc, used when no Docker daemon answers),
 # busybox-static (a tiny local image for engine smoke tests), debootstrap (local base
@@ -16,6 +16,9 @@ packages=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static debootstr
           containerd containernetworking-plugins iptables iproute2 util-linux gcc libc6-dev  # the real node
           chromium chromium-driver                      # headless browser + WebDriver: the MLflow UI test
           ca-certificates)                              # TLS to the Go module proxy (Go toolchain download)
+if [ "${1:-}" = "--e2e" ]; then  # `make test-e2e` only: the Kubeflow Pipelines backend's database
+  packages+=(mariadb-server)     # (its harness runs mariadbd itself, with its own data folder)
+fi
 GO_VERSION=1.26.8  # installed when Go is missing or older than the newest `go` line in tools/*/go.mod
 want_go=""
 go_needed=$(sed -n 's/^go \([0-9.]*\).*/\1/p' tools/*/go.mod | sort -V | tail -1)  # the newest any tool needs

@@ -31,6 +31,7 @@ by the runtime environment's pytest run, which has no ``kubernetes`` package.
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -112,15 +113,15 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory):
             pytest.fail("the real node left things behind:\n  " + "\n  ".join(problems), pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def real_release(real_cluster):
-    """charts/mindzoo installed on the real node in its default mode (bundled MinIO + PostgreSQL + MLflow),
-    in namespace ``mindzoo`` (restricted), every pod Ready. Its images are built locally and imported
-    (tests/cluster/chartimages.py); PostgreSQL is a stand-in built from Debian's postgresql under the
-    official image's name, since no registry here serves the official one.
+def install_chart(real_cluster, namespace: str, *settings: str) -> dict:
+    """charts/mindzoo installed on the real node in its default mode (bundled MinIO + PostgreSQL + MLflow) as
+    release ``mindzoo`` in the existing ``namespace``, every pod Ready, with extra ``--set`` ``settings``. Its
+    images are built locally and imported (tests/cluster/chartimages.py); PostgreSQL is a stand-in built from
+    Debian's postgresql under the official image's name, since no registry here serves the official one.
 
     Returns a dict: ``namespace``, ``release``, ``service_account``, ``defaults`` (the pipeline-defaults
-    ConfigMap) and ``minio`` (endpoint host:port reachable from this machine, access key, secret key).
+    ConfigMap) and ``minio`` (``service``; endpoint host:port reachable from this machine, access key, secret
+    key: the root user's).
     """
     import base64
 
@@ -134,8 +135,8 @@ def real_release(real_cluster):
     except HarnessError as exc:
         pytest.fail(f"the chart's images could not be built for the real node: {exc}", pytrace=False)
     real_cluster.add_host_path_volumes(4)
-    namespace = real_cluster.create_namespace("mindzoo")
-    real_cluster.helm("install", "mindzoo", str(chartimages.CHART), "--namespace", namespace, "--wait",
+    sets = [arg for setting in settings for arg in ("--set", setting)]
+    real_cluster.helm("install", "mindzoo", str(chartimages.CHART), "--namespace", namespace, *sets, "--wait",
                       "--timeout", "8m", timeout=600)
     core = real_cluster.core()
     defaults = core.read_namespaced_config_map("mindzoo-pipeline-defaults", namespace).data
@@ -143,9 +144,60 @@ def real_release(real_cluster):
     service = core.read_namespaced_service("mindzoo-minio", namespace).spec
     port = next(p.port for p in service.ports if p.port == 9000)
     return {"namespace": namespace, "release": "mindzoo", "service_account": defaults["MINDZOO_SERVICE_ACCOUNT"],
-            "defaults": defaults, "minio": {"endpoint": f"{service.cluster_ip}:{port}",
+            "defaults": defaults, "minio": {"service": "mindzoo-minio", "endpoint": f"{service.cluster_ip}:{port}",
                                             "access_key": base64.b64decode(secret["accesskey"]).decode(),
                                             "secret_key": base64.b64decode(secret["secretkey"]).decode()}}
+
+
+@pytest.fixture(scope="session")
+def real_release(real_cluster):
+    """charts/mindzoo installed on the real node (:func:`install_chart`) in namespace ``mindzoo`` (restricted)."""
+    return install_chart(real_cluster, real_cluster.create_namespace("mindzoo"))
+
+
+def ensure_kfp_namespace(real_cluster) -> str:
+    """KFP's namespace on the real node (not "restricted": upstream runs KFP's pods there without that
+    label), created once per session."""
+    from kfpbackend import NAMESPACE
+
+    names = {n.metadata.name for n in real_cluster.core().list_namespace().items}
+    return NAMESPACE if NAMESPACE in names else real_cluster.create_namespace(NAMESPACE, restricted=False)
+
+
+@pytest.fixture(scope="session")
+def kfp_backend(real_cluster):
+    """Kubeflow Pipelines 2.17's backend on the real node (:class:`kfpbackend.Backend`; tests marked
+    ``kfpbackend``), with the mindzoo chart installed in KFP's namespace ``kubeflow``, where single-user KFP
+    runs its pipelines: the chart's pipeline Role is bound to KFP's ``pipeline-runner`` ServiceAccount (runs
+    go as that), and its MinIO is KFP's artifact store too. Returns ``(backend, release)``: ``release`` as
+    :func:`install_chart` returns it. Fails, never skips, when it cannot start; leaves nothing behind."""
+    from kfpbackend import NAMESPACE, RUNNER, Backend
+    from procs import HarnessError
+
+    namespace = ensure_kfp_namespace(real_cluster)
+    release = install_chart(real_cluster, namespace, "pipeline.serviceAccount.create=false",
+                            f"pipeline.serviceAccount.name={RUNNER}")
+    try:
+        backend = Backend.start(real_cluster, real_cluster.workdir / "kfp", store=release["minio"])
+    except HarnessError as exc:
+        pytest.fail(f"the Kubeflow Pipelines backend did not start: {exc}", pytrace=False)
+    # The operator guide's section 2, step 3: KFP's launcher reads s3:// URIs (infer_pipeline's importers) from
+    # the chart's MinIO with the tasks' keys; KFP's own pipeline root stays in its store.
+    tasks_secret = release["defaults"]["MINDZOO_S3_SECRET"]
+    real_cluster.core().patch_namespaced_config_map("kfp-launcher", namespace, {"data": {"providers": json.dumps({
+        "s3": {"default": {"endpoint": f"{release['minio']['service']}.{namespace}.svc:9000", "disableSSL": True,
+                           "region": "us-east-1", "forcePathStyle": True,
+                           "credentials": {"fromEnv": False, "secretRef": {
+                               "secretName": tasks_secret, "accessKeyKey": release["defaults"]["MINDZOO_S3_ACCESS_KEY_KEY"],
+                               "secretKeyKey": release["defaults"]["MINDZOO_S3_SECRET_KEY_KEY"]}}}}
+    })}})
+    try:
+        yield backend, release
+    finally:
+        problems = backend.stop()
+        if problems:
+            pytest.fail("the Kubeflow Pipelines backend left things behind:\n  " + "\n  ".join(problems),
+                        pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from procs import HarnessError
 
 ARGO_MODULE = "github.com/argoproj/argo-workflows/v4"
 ARGO_REMOTE = re.compile(r"https://github\.com/argoproj/argo-workflows/(?P<path>manifests/[^?\s]+)\?ref=(?P<ref>[^&\s]+)\S*")
+NAMESPACE = "kubeflow"
 #: The parts of KFP's manifests a single-user install is made of (upstream's env/platform-agnostic,
 #: whose folder the backend source archive does not hold), cluster-scoped first.
 PARTS = ("third-party/argo/installs/namespace/cluster-scoped", "base/pipeline/cluster-scoped",
@@ -65,6 +66,20 @@ def localize_argo(tree: Path, argo: Path, version: str) -> int:
     return count
 
 
+def resolve_vars(text: str) -> str:
+    """Substitute the kustomize variables KFP's Argo patch uses, which upstream's platform overlays (not
+    in the backend source archive) define: the namespace KFP is installed in, and pipeline-install-config's
+    bucket. Any other ``$(kfp-...)`` left is an error (a KFP version with new ones)."""
+    config = next(o for o in yaml.safe_load_all(text)
+                  if o and o["kind"] == "ConfigMap" and o["metadata"]["name"] == "pipeline-install-config")
+    for name, value in {"kfp-namespace": NAMESPACE, "kfp-artifact-bucket-name": config["data"]["bucketName"]}.items():
+        text = text.replace(f"$({name})", value)
+    left = sorted(set(re.findall(r"\$\((kfp-[\w-]+)\)", text)))
+    if left:
+        raise HarnessError(f"KFP's manifests use kustomize variables this harness does not define: {left}")
+    return text
+
+
 def render(workdir: Path, *, kustomize: Path, source: Path, argo_version: str, images: dict[str, str]) -> list[dict]:
     """Render KFP's manifests from ``source`` (a KFP source tree) into a list of objects, with the
     Argo references made local and upstream's images of the programs built here renamed to
@@ -84,7 +99,7 @@ def render(workdir: Path, *, kustomize: Path, source: Path, argo_version: str, i
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise HarnessError(f"kustomize build of KFP's manifests failed: {proc.stderr.strip()[-800:]}")
-    text = proc.stdout
+    text = resolve_vars(proc.stdout)
     for upstream, key in UPSTREAM_IMAGES.items():
         text = re.sub(rf"{re.escape(upstream)}(:[\w.-]+)?(@sha256:[0-9a-f]{{64}})?", images[key], text)
     return [obj for obj in yaml.safe_load_all(text) if obj]

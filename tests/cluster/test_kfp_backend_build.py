@@ -8,7 +8,10 @@ users. Only in ``make test-e2e`` (marker kfpbackend).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +96,28 @@ def test_the_images_import_and_their_programs_run_on_the_real_node(real_cluster)
         log = core.read_namespaced_pod_log(key, ns)
         assert pod.status.phase == "Succeeded", log
     assert kfpbuild.argo_version() in core.read_namespaced_pod_log("argoexec", ns)
+
+
+@pytest.mark.realnode
+def test_a_backend_that_fails_to_start_leaves_nothing_behind(real_cluster, tmp_path):
+    """The start fails after MariaDB runs and KFP's objects are applied (the object store's Service does not
+    exist): the error names it, and the processes, files and objects are gone, so the next start is clean."""
+    from conftest import ensure_kfp_namespace
+    from kfpbackend import NAMESPACE, TOKEN_FILE, Backend
+    from procs import HarnessError
+
+    ensure_kfp_namespace(real_cluster)
+    before = {(o.metadata.name) for o in real_cluster.core().list_namespaced_service_account(NAMESPACE).items}
+    with pytest.raises(HarnessError, match="no-such-minio"):
+        Backend.start(real_cluster, tmp_path, store={"service": "no-such-minio", "access_key": "a", "secret_key": "b"})
+    after = {(o.metadata.name) for o in real_cluster.core().list_namespaced_service_account(NAMESPACE).items}
+    assert after == before
+    from kubernetes import client
+
+    crds = {c.metadata.name for c in client.ApiextensionsV1Api(real_cluster.api_client())
+            .list_custom_resource_definition().items}
+    assert not {n for n in crds if n.endswith(("argoproj.io", "kubeflow.org"))}
+    assert not TOKEN_FILE.exists()
+    assert not list(Path("/tmp").glob(f"mindzoo-mariadb-{os.getpid()}.sock"))
+    assert not [line for line in subprocess.run(["pgrep", "-af", str(tmp_path)], capture_output=True,
+                                                text=True).stdout.splitlines() if "pgrep" not in line]
