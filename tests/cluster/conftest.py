@@ -20,6 +20,9 @@
 ``trainer`` (session scope, on ``real_cluster``) adds Kubeflow Trainer's and JobSet's controllers and
 webhooks (:class:`trainer.Controllers`; tests marked ``trainjob``).
 
+``kfp_backend`` (session scope, on ``real_cluster``) adds Kubeflow Pipelines 2.17's backend with the chart in
+its namespace (:class:`kfpbackend.Backend`; tests marked ``kfpbackend``, only in ``make test-e2e``).
+
 ``namespace`` gives each test a fresh restricted namespace. Tests of the cluster go
 in this folder (``pytestmark = [pytest.mark.control, pytest.mark.cluster]``); if the
 harness cannot start (tools not built, etcd missing, a process dies) every such test
