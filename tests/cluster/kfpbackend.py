@@ -30,6 +30,7 @@ path. Only one backend runs at a time (the real node is one per machine).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -106,7 +107,7 @@ class Backend:
             backend._apply()
             backend._connect_store(store)
             backend._start_mlmd(timeout)
-            backend._start_api_server(store, timeout)
+            backend._start_api_server(timeout)
             backend._start_workflow_controller(timeout)
             backend._start_persistence_agent(timeout)
         except HarnessError as exc:
@@ -236,8 +237,6 @@ class Backend:
             elif "secretKeyRef" in ref:
                 name, key = ref["secretKeyRef"]["name"], ref["secretKeyRef"]["key"]
                 secret = self.cluster.core().read_namespaced_secret(name, NAMESPACE).data
-                import base64
-
                 env[item["name"]] = base64.b64decode(secret[key]).decode()
         return env
 
@@ -250,7 +249,7 @@ class Backend:
                               {"MLMD_MYSQL_PASSWORD": self.db.password})
         wait("ML Metadata's front end", lambda: "listening on" in process.log.read_text(), timeout, process)
 
-    def _start_api_server(self, store: dict, timeout: float) -> None:
+    def _start_api_server(self, timeout: float) -> None:
         config_dir = self.workdir / "apiserver"
         config_dir.mkdir()
         config = json.loads((kfpbuild.kfp_source() / "backend/src/apiserver/config/config.json").read_text())
