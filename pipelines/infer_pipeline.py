@@ -5,7 +5,9 @@ registered) and that export is scored; otherwise ``model`` is scored as it is: a
 export's s3:// prefix or a registered model, ``models:/<name>/<version>`` or
 ``models:/<name>@<alias>`` (resolved through the MLflow Model Registry). The
 branches are one ``dsl.If/Else`` group merged by ``dsl.OneOf``, as in
-train_pipeline, so the same YAML runs on a cluster and in kfp.local.
+train_pipeline, so the same YAML runs on a cluster and in kfp.local. The URIs
+become artifacts through the ``locate`` step, not ``dsl.importer``
+(components/locate/README.md says why).
 
 Compile: ``mindzoo pipeline compile`` (or ``python pipelines/infer_pipeline.py OUT.yaml``).
 """
@@ -19,6 +21,7 @@ if not __package__:  # run as a script: the repository's folders must be importa
 from kfp import dsl  # noqa: E402
 
 from components.export.component import export  # noqa: E402
+from components.locate.component import locate_dataset, locate_model  # noqa: E402
 from mindzoo.pipeline.config import PipelineConfig  # noqa: E402
 from pipelines import tasks  # noqa: E402
 from pipelines.train_pipeline import Outputs, infer_branches  # noqa: E402
@@ -59,15 +62,20 @@ def build(cfg: PipelineConfig | None = None):  # noqa: ANN201 - a kfp GraphCompo
             mlflow_uri: MLflow tracking URI (default: the pipeline-defaults ConfigMap's).
         """
         conn = {"s3_endpoint": s3_endpoint, "mlflow_uri": mlflow_uri, **({"cache_dir": cache} if cache else {})}
-        images = dsl.importer(artifact_uri=data, artifact_class=dsl.Dataset).set_display_name("data")
+        endpoints = {"s3_endpoint": s3_endpoint, "mlflow_uri": mlflow_uri}
+        # No retries for locate: its errors (nothing published, an unknown version) stay errors, and its few
+        # object-store calls retry transient failures themselves (mindzoo.storage).
+        images = tasks.step(locate_dataset(uri=data, **endpoints), cfg, name="data")
         with dsl.If(checkpoint != "", name="from-checkpoint"):
-            weights = dsl.importer(artifact_uri=checkpoint, artifact_class=dsl.Model).set_display_name("checkpoint")
-            exported = tasks.step(export(checkpoint=weights.output, registered_model=registered_model, **conn), cfg,
-                                  io_bound=True)
+            weights = tasks.step(locate_model(uri=checkpoint, kind="checkpoint", **endpoints), cfg,
+                                 name="checkpoint")
+            exported = tasks.step(export(checkpoint=weights.outputs["model"], registered_model=registered_model,
+                                         **conn), cfg, io_bound=True)
         with dsl.Else(name="from-model"):
-            given = dsl.importer(artifact_uri=model, artifact_class=dsl.Model).set_display_name("model")
-        chosen = dsl.OneOf(exported.outputs["model"], given.output)
-        return infer_branches(cfg, chosen, images.output, infer_device, split=split, max_images=max_images, **conn)
+            given = tasks.step(locate_model(uri=model, **endpoints), cfg, name="model")
+        chosen = dsl.OneOf(exported.outputs["model"], given.outputs["model"])
+        return infer_branches(cfg, chosen, images.outputs["dataset"], infer_device, split=split,
+                              max_images=max_images, **conn)
 
     return infer_pipeline
 

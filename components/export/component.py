@@ -37,7 +37,7 @@ def export(
     """Export a checkpoint to MindIR (+ ONNX where possible, AIR on Ascend), parity-check, publish, register.
 
     Args:
-        checkpoint: train's `checkpoint` (a pointer to the published s3:// prefix); in infer_pipeline an imported URI.
+        checkpoint: train's `checkpoint` (a pointer to its s3:// prefix); in infer_pipeline locate's.
         model: The published export: a pointer to its s3:// prefix; metadata = location, format, input shape, size, sha256.
         model_name: Registered model name in mindzoo (default: recorded with the checkpoint).
         num_classes: Classes (default: recorded with the checkpoint).

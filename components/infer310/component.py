@@ -37,8 +37,8 @@ def infer310(
     """Run a MindIR batch 1 over a validation set; acc.log, predictions CSV and latency statistics.
 
     Args:
-        model: export's `model` (a pointer to the published s3:// prefix); in infer_pipeline an imported URI.
-        data: preprocess's `dataset` (a pointer to a converted dataset's s3:// prefix) or an imported URI.
+        model: export's `model` (a pointer to its s3:// prefix); in infer_pipeline locate's.
+        data: preprocess's `dataset` (a pointer to a converted dataset's s3:// prefix) or the locate step's.
         metrics: top1, top5, images, bad_images, latency mean/p50/p90/p99 ms, images_per_second.
         results: acc.log, predictions.csv, latency.json (and bad_images.txt when any).
         label_file: Label file of a flat folder.

@@ -377,6 +377,23 @@ class InferConfig:
 
 
 @dataclass(frozen=True)
+class LocateConfig:
+    """Check that a URI given as a pipeline parameter names something published, and hand it on as a pointer."""
+
+    uri: str = option(help="A published s3:// prefix (a dataset, a checkpoint, an export) or, for a model, a "
+                           "registered version: models:/<name>/<version>, models:/<name>@<alias>")
+    kind: Literal["dataset", "checkpoint", "model"] = option("model", help="What the URI must name")
+
+    def __post_init__(self) -> None:
+        uri = self.uri.strip()
+        check(bool(uri), "uri", "must not be empty")
+        schemes = ("s3://", "models:/") if self.kind == "model" else ("s3://",)
+        check(uri.startswith(schemes) and len(uri) > len("s3://"), "uri",
+              f"a {self.kind} must be {' or '.join(s + '...' for s in schemes)} (got {uri!r})")
+        object.__setattr__(self, "uri", uri)
+
+
+@dataclass(frozen=True)
 class CheckpointImportConfig:
     """A ModelZoo .ckpt -> a mindzoo checkpoint folder (``model.ckpt`` + ``model.json``)."""
 

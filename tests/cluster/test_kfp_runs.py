@@ -158,17 +158,35 @@ def test_two_nodes_launch_an_indexed_job_from_the_train_task(real_cluster, kfp_b
 
 
 def test_infer_pipeline_scores_the_registered_model(real_cluster, kfp_backend, first_run):
-    """By the registered version's export prefix: KFP 2.17's importer takes object-store URIs only, so
-    ``models:/`` names are refused before submitting (test_a_models_uri_is_refused_before_submitting)."""
+    """By its registered version (`models:/<name>/<version>`): the run's `model` task (mindzoo locate) resolves
+    it through MLflow to the export's prefix, and the infer task scores that export on the dataset."""
     backend, release = kfp_backend
     by_step = {tags(r).get("mindzoo.step"): r for r in mlflow_runs(real_cluster, release, first_run)}
-    model = tags(by_step["export"])["export_uri"]
+    export = tags(by_step["export"])
+    registered = f"models:/{export['registered_model']}/{export['registered_version']}"
     data = tags(by_step["evaluate"])["dataset_uri"]
-    proc = submit(backend, [f"data={data}", f"model={model}", "infer_device=cpu"], "--package", "infer", "--wait")
+    proc = submit(backend, [f"data={data}", f"model={registered}", "infer_device=cpu"], "--package", "infer",
+                  "--wait")
     run_id = succeeded(backend, proc)
+    log = "\n".join(backend.task_logs(run_id, "locate"))  # the `data` and `model` tasks
+    assert f"{registered} is {export['export_uri']}" in log, log[-2000:]
     infer = [r for r in mlflow_runs(real_cluster, release, run_id) if tags(r).get("mindzoo.step") == "infer"]
     top1 = [m["value"] for m in infer[0]["data"]["metrics"] if m["key"].rsplit("/", 1)[-1] == "top1"]
     assert top1 and top1[0] >= 0.90
+
+
+def test_infer_pipeline_on_a_model_nobody_registered_fails_at_its_model_task(real_cluster, kfp_backend, first_run):
+    backend, release = kfp_backend
+    by_step = {tags(r).get("mindzoo.step"): r for r in mlflow_runs(real_cluster, release, first_run)}
+    missing = f"models:/no-such-model-{uuid.uuid4().hex[:6]}/1"
+    proc = submit(backend, [f"data={tags(by_step['evaluate'])['dataset_uri']}", f"model={missing}"], "--package",
+                  "infer", "--wait", timeout=900)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and "ended FAILED: failed task(s) " in lines[-1], proc.stderr
+    assert "model" in lines[-1].split("failed task(s) ")[1], lines[-1]
+    log = "\n".join(backend.task_logs(run_id_of_line(lines[-1]), "locate"))
+    errors = [line for line in log.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and missing in errors[0] and "not in the Model Registry" in errors[0], log[-2000:]
 
 
 def test_a_failing_task_fails_the_run_naming_the_task_and_its_error(kfp_backend):

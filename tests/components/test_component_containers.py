@@ -125,7 +125,8 @@ def runner(stack, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chain(runner):
-    """preprocess → train → evaluate → export → infer310, each container fed the previous one's outputs."""
+    """preprocess → train → evaluate → export → locate → infer310, each container fed the previous one's outputs
+    (infer310 takes the locate tasks' pointers to the published dataset and export, as in infer_pipeline)."""
     digits = runner.work / "digits"
     runner.client.containers.run(images.CPU, ["datasets", "make-digits", "--format", "cifar10", str(digits)],
                                  volumes={str(runner.work): {"bind": str(runner.work), "mode": "rw"}}, remove=True)
@@ -138,8 +139,13 @@ def chain(runner):
     checkpoint = artifact(ok(done["train"]), "checkpoint")["uri"]
     done["evaluate"] = runner.run("evaluate", "evaluate", {}, {"checkpoint": checkpoint, "dataset": dataset})
     done["export"] = runner.run("export", "export", {}, {"checkpoint": checkpoint})
-    model = artifact(ok(done["export"]), "model")["uri"]
-    done["infer310"] = runner.run("infer310", "infer310", {"max_images": 40}, {"model": model, "data": dataset})
+    exported = artifact(ok(done["export"]), "model")["metadata"]["location"]
+    located = artifact(ok(done["preprocess"]), "dataset")["metadata"]["location"]
+    done["locate_dataset"] = runner.run("locate", "locate_dataset", {"uri": located})
+    done["locate_model"] = runner.run("locate", "locate_model", {"uri": exported})
+    model = artifact(ok(done["locate_model"]), "model")["uri"]
+    data = artifact(ok(done["locate_dataset"]), "dataset")["uri"]
+    done["infer310"] = runner.run("infer310", "infer310", {"max_images": 40}, {"model": model, "data": data})
     return done
 
 
@@ -179,6 +185,16 @@ def test_export_publishes_a_mindir_next_to_the_run(chain):
     assert model["metadata"]["format"] == "mindir" and model["metadata"]["input_shape"] == [1, 3, 16, 16]
 
 
+@pytest.mark.parametrize("name, output, step", [("locate_dataset", "dataset", "preprocess"),
+                                                 ("locate_model", "model", "export")])
+def test_locate_points_at_what_the_step_before_published(chain, name, output, step):
+    code, err, out, _ = chain[name]
+    assert code == 0, err[-2000:]
+    located = artifact(out, output)
+    assert pointed(located) == pointed(artifact(chain[step][2], output))
+    assert located["metadata"]["files"] >= 2 and located["metadata"]["version"]
+
+
 def test_infer310_writes_acc_log_and_metrics(chain):
     code, err, out, root = chain["infer310"]
     assert code == 0, err[-2000:]
@@ -201,6 +217,9 @@ BAD = [  # component folder, component, parameters, artifacts, expected error
      r"export\.batch_size: must be in 1\.\.4096"),
     ("infer310", "infer310", {}, {"model": "/nowhere/model.mindir", "data": "s3://mindzoo/datasets/x"},
      r"no such MindIR file or folder: /nowhere/model\.mindir"),
+    ("locate", "locate_model", {"uri": "s3://mindzoo/runs/nothing/export"}, {},
+     r"s3://mindzoo/runs/nothing/export: no model published there"),
+    ("locate", "locate_dataset", {"uri": "models:/googlenet/1"}, {}, r"locate\.uri: a dataset must be s3://"),
 ]
 
 

@@ -36,6 +36,10 @@ COMPONENTS = {
                                           "--data", "{{$.inputs.artifacts['data'].uri}}"],
                  {"metrics": "system.Metrics", "results": "system.Artifact"},
                  {"model": "system.Model", "data": "system.Dataset"}),
+    "locate_dataset": ("locate", ("locate",), ["--uri", "{{$.inputs.parameters['uri']}}", "--kind", "dataset"],
+                       {"dataset": "system.Dataset"}, {}),
+    "locate_model": ("locate", ("locate",), ["--uri", "{{$.inputs.parameters['uri']}}"], {"model": "system.Model"},
+                     {}),
 }
 
 

@@ -121,8 +121,7 @@ def test_pool_names_and_labels_are_overridable(tmp_path):
 @pytest.mark.parametrize("name", ["train", "infer"])
 def test_credentials_come_only_from_the_secret(name, tmp_path):
     spec, platform, _ = compile_docs(name, tmp_path, s3_secret="mlpipeline-minio-artifact")
-    assert set(platform) == set(spec["deploymentSpec"]["executors"]) - {
-        k for k, v in spec["deploymentSpec"]["executors"].items() if "importer" in v}
+    assert set(platform) == set(spec["deploymentSpec"]["executors"])  # every task, infer's `locate`s too
     for label, config in platform.items():
         assert config["secretAsEnv"] == [{
             "secretName": "mlpipeline-minio-artifact", "optional": False,
@@ -174,8 +173,8 @@ def test_the_distributed_branch_launches_worker_pods_on_the_device_pool(tmp_path
     assert condition  # train's four branches are one If/Elif/Else group merged by OneOf
 
 
-def test_no_task_is_cached_by_kfp_and_io_bound_and_train_steps_retry(tmp_path):
-    spec, _, _ = compile_docs("train", tmp_path)
+def leaf_tasks(spec):
+    """{task name: [the container tasks of that name, in every branch]} over the whole DAG."""
     tasks = {}
 
     def walk(dag):
@@ -184,6 +183,12 @@ def test_no_task_is_cached_by_kfp_and_io_bound_and_train_steps_retry(tmp_path):
             walk(component["dag"]) if "dag" in component else tasks.setdefault(name, []).append(task)
 
     walk(spec["root"]["dag"])
+    return tasks
+
+
+def test_no_task_is_cached_by_kfp_and_io_bound_and_train_steps_retry(tmp_path):
+    spec, _, _ = compile_docs("train", tmp_path)
+    tasks = leaf_tasks(spec)
     cached = {n for n, ts in tasks.items() if any(t.get("cachingOptions", {}).get("enableCache") for t in ts)}
     assert cached == set()  # preprocess caches by content itself (tests/steps/test_preprocess.py)
     retried = {re.sub(r"-[0-9]+$", "", n) for n, ts in tasks.items() if all("retryPolicy" in t for t in ts)}
@@ -194,6 +199,17 @@ def test_no_task_is_cached_by_kfp_and_io_bound_and_train_steps_retry(tmp_path):
     trains = {n: ts for n, ts in tasks.items() if n.startswith("train")}
     assert len(trains) == 4  # single-pod cpu/gpu/ascend and the distributed launcher
     assert all(t["retryPolicy"]["backoffDuration"] == "90s" for ts in trains.values() for t in ts), trains
+
+
+def test_infer_pipeline_locates_its_uris_without_retrying_and_retries_its_io_bound_steps(tmp_path):
+    spec, _, _ = compile_docs("infer", tmp_path)
+    tasks = leaf_tasks(spec)
+    names = {re.sub(r"-[0-9]+$", "", n) for n in tasks}
+    assert names == {"locate-dataset", "locate-model", "export", "infer310"}
+    retried = {re.sub(r"-[0-9]+$", "", n) for n, ts in tasks.items() if all("retryPolicy" in t for t in ts)}
+    assert retried == {"export", "infer310"}  # a URI nothing was published at stays an error
+    shown = sorted(t["taskInfo"]["name"] for n, ts in tasks.items() if n.startswith("locate") for t in ts)
+    assert shown == ["checkpoint", "data", "model"]
 
 
 def test_workspace_and_pvc_options_become_the_steps_cache(tmp_path):

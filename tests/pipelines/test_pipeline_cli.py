@@ -279,22 +279,23 @@ def test_submit_to_a_server_answering_an_error_names_host_and_status(status):
                    f"{codes.HTTPStatus(status).phrase}"
 
 
-def test_submit_refuses_a_models_uri_where_kfp_imports_an_artifact():
+def test_infer_pipeline_imports_nothing_so_a_models_uri_reaches_the_run():
     """KFP 2.17's importer refuses URIs without an object-store scheme (seen on the real backend:
-    "no provider scheme found in artifact URI: models:/..."); kfp.local does not import, so run-local takes them."""
-    from mindzoo.pipeline.submit import imported_parameters, pipeline_arguments
-
+    "no provider scheme found in artifact URI: models:/...") and its driver cannot resolve a OneOf over an
+    importer's output: infer_pipeline's URIs go through the locate step instead, which resolves models:/."""
     import yaml
 
+    from mindzoo.pipeline.submit import pipeline_arguments
+
     spec = next(d for d in yaml.safe_load_all((GOLDEN / "infer_pipeline.yaml").read_text()) if d and "root" in d)
-    assert imported_parameters(spec) == {"data", "checkpoint", "model"}
-    ok = pipeline_arguments(GOLDEN / "infer_pipeline.yaml", ("data=s3://mindzoo/datasets/abc",
-                                                             "model=s3://mindzoo/runs/r-train/export"))
-    assert ok["model"] == "s3://mindzoo/runs/r-train/export"
-    line = error_line(mindzoo("pipeline", "submit", "--package", "infer", "--host", "http://127.0.0.1:9",
-                              "--param", "data=s3://mindzoo/datasets/abc", "--param", "model=models:/googlenet/1"))
-    assert line.startswith("error: pipeline.param: model=models:/googlenet/1: KFP imports it as an artifact, and its "
-                           "importer takes only s3://, gs://, minio:// URIs")
+    executors = spec["deploymentSpec"]["executors"].values()
+    assert not [e for e in executors if "importer" in e]
+    located = {e["container"]["args"][1] for e in executors if e.get("container", {}).get("command", [])[-1:] ==
+               ["locate"]}
+    assert located == {"{{$.inputs.parameters['uri']}}"}
+    given = pipeline_arguments(GOLDEN / "infer_pipeline.yaml", ("data=s3://mindzoo/datasets/abc",
+                                                                "model=models:/googlenet/1"))
+    assert given == {"data": "s3://mindzoo/datasets/abc", "model": "models:/googlenet/1"}
 
 
 def test_a_failed_run_names_its_failed_steps_not_the_dags_and_drivers_around_them():

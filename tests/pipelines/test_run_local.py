@@ -123,7 +123,8 @@ def test_datasets_checkpoints_and_models_are_in_minio(run, stack):
 
 def test_the_infer_pipeline_scores_the_registered_model(run, stack, tmp_path_factory):
     """infer_pipeline from the Model Registry (`models:/<name>/<version>`, what export registered) on the
-    same dataset: the same accuracy, through kfp.local's importers and the infer branch."""
+    same dataset: the same accuracy, through the locate tasks (which resolve the registered version) and the infer
+    branch."""
     model = _artifact(run["outputs"], "export", "model")["metadata"]
     dataset = _location(run, "preprocess", "dataset")
     registered = f"models:/{model['registered_model']}/{model['registered_version']}"

@@ -46,7 +46,6 @@ def pipeline_arguments(path: Path, items: tuple[str, ...]) -> dict[str, Any]:
     try:
         spec = next(doc for doc in yaml.safe_load_all(path.read_text()) if doc and "root" in doc)
         names = set(spec["root"].get("inputDefinitions", {}).get("parameters", {}))
-        imported = imported_parameters(spec)
     except (OSError, StopIteration, AttributeError, TypeError, yaml.YAMLError):
         raise MindzooError(f"{path} is not a compiled pipeline (no root.inputDefinitions)") from None
     joined: list[list[str]] = []
@@ -59,17 +58,7 @@ def pipeline_arguments(path: Path, items: tuple[str, ...]) -> dict[str, Any]:
         else:
             raise ConfigError("pipeline.param", f"{key!r} is not a parameter of {path.name} "
                                                 f"(it takes: {', '.join(sorted(names))})")
-    for key, value in joined:
-        if key in imported and value and not value.startswith(IMPORTER_SCHEMES):
-            raise ConfigError("pipeline.param", f"{key}={value}: KFP imports it as an artifact, and its importer "
-                                                f"takes only {', '.join(IMPORTER_SCHEMES)} URIs; give the "
-                                                "object-store prefix (for a registered model: its version's "
-                                                "source, the export's s3:// prefix)")
     return {key: parse_value(value) for key, value in joined}
-
-
-#: The URI schemes KFP 2.17's importer accepts (v2/objectstore: "no provider scheme found" otherwise).
-IMPORTER_SCHEMES = ("s3://", "gs://", "minio://")
 
 
 def _tasks(spec: dict) -> Any:
@@ -78,14 +67,6 @@ def _tasks(spec: dict) -> Any:
     for dag in [spec.get("root", {}).get("dag", {})] + [c.get("dag", {}) for c in components.values()]:
         for name, task in dag.get("tasks", {}).items():
             yield name, task, components.get(task.get("componentRef", {}).get("name", ""), {})
-
-
-def imported_parameters(spec: dict) -> set[str]:
-    """Pipeline parameters that feed a ``dsl.importer``'s URI (directly or through a condition branch)."""
-    executors = spec.get("deploymentSpec", {}).get("executors", {})
-    return {source.removeprefix("pipelinechannel--") for _, task, component in _tasks(spec)
-            if "importer" in executors.get(component.get("executorLabel", ""), {})
-            and (source := task.get("inputs", {}).get("parameters", {}).get("uri", {}).get("componentInputParameter"))}
 
 
 def probe(host: str, token: str | None) -> None:

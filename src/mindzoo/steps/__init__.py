@@ -5,4 +5,4 @@ The CLI finds a step by its name. Every step runs on the runtime environment
 (the one inside the images); from the control environment it says so.
 """
 
-STEPS = ("preprocess", "train", "evaluate", "export", "infer")
+STEPS = ("preprocess", "train", "evaluate", "export", "infer", "locate")
