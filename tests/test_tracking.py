@@ -86,6 +86,30 @@ def test_a_step_finishes_when_mlflow_is_down(tmp_path):
     assert isinstance(command, click.Command)
 
 
+@pytest.mark.parametrize("mlflow", ["up", "down"])
+def test_a_steps_scratch_folder_goes_once_its_files_are_tracked_and_stays_when_they_are_not(stack, mlflow):
+    """Evaluate's report files live in one (`ctx.scratch`): removed after delivery; a spilled run still names them."""
+    made = []
+
+    def run(cfg, ctx):
+        folder = ctx.scratch("mindzoo-test-scratch-")
+        (folder / "report.html").write_text("<p>report</p>")
+        made.append(folder)
+        ctx.start_tracking("mindzoo-test-scratch", mlflow).log_artifact(folder / "report.html", "evaluation")
+
+    from mindzoo.config import DigitsConfig
+
+    uri = stack.mlflow_uri if mlflow == "up" else _stopped_mlflow_uri()
+    result = CliRunner().invoke(step_command("demo", DigitsConfig, run, help="demo step"), ["--tracking-uri", uri],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert made[0].exists() == (mlflow == "down"), result.output
+    if mlflow == "down":
+        import shutil
+
+        shutil.rmtree(made[0])
+
+
 def _spilled(tmp_path, uri: str) -> tuple[MlflowTracker, "Path"]:  # noqa: F821
     """A run tracked while MLflow was down, saved to a spill file at the end (as a step does)."""
     artifact = tmp_path / "history.json"

@@ -23,14 +23,14 @@ def trained(stack, tmp_path_factory):
             "bucket": dataset["bucket"]}
 
 
-def evaluate(stack, trained, *args, out=None, check=True):
+def evaluate(stack, trained, *args, out=None, check=True, extra_env=None):
     extra = ()
     if out is not None:
         artifacts = {name: {"artifacts": [{"name": name, "uri": str(out.parent / name), "metadata": {}}]}
                      for name in ("metrics", "confusion", "report")}
         extra = ("--executor-input", json.dumps({"outputs": {"outputFile": str(out), "artifacts": artifacts}}))
     return stack.cli("evaluate", "--dataset", trained["dataset"], *args, *extra, env="runtime", check=check,
-                     timeout=300)
+                     timeout=300, extra_env=extra_env)
 
 
 def one_error_line(proc) -> str:
@@ -74,6 +74,14 @@ def _tracked_in_mlflow(stack, trained):
     files = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.png", "evaluation/confusion_matrix.json",
             "evaluation/misclassified.json", "evaluation/report.html"} <= files
+
+
+def test_leaves_no_temporary_folder_behind(stack, trained, tmp_path):
+    """The report files MLflow received are removed once delivered (they were left in /tmp, one folder a run)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    evaluate(stack, trained, "--checkpoint", trained["checkpoint"], extra_env={"TMPDIR": str(tmp)})
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(("mindzoo-", "mz-"))]
 
 
 def test_accuracy_gate_fails_the_step(stack, trained):

@@ -10,10 +10,13 @@ happened to tracking, writes the executor output and reports one summary line.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -38,6 +41,7 @@ class StepContext:
     tracker: Tracker = field(default_factory=NullTracker)
     started: float = field(default_factory=time.monotonic)
     _storage: Any = None
+    _scratch: list = field(default_factory=list)
 
     @property
     def storage(self) -> Any:
@@ -66,6 +70,19 @@ class StepContext:
         nest = all_tags.get(Tag.PIPELINE_RUN_ID) if self.step in NESTED_STEPS else None
         return TrackingTarget(resolve_tracking_uri(self.tracking_cfg), self.tracking_cfg.experiment or experiment,
                               all_tags, nest)
+
+    def scratch(self, prefix: str) -> Path:
+        """A temporary folder for files the step's MLflow run logs: removed once tracking has delivered them,
+        kept when it could not (a spilled run names them for `mindzoo runs replay`)."""
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        self._scratch.append(folder)
+        return folder
+
+    def clean_scratch(self, delivered: bool) -> None:
+        if delivered:
+            for folder in self._scratch:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._scratch.clear()
 
     def say(self, line: str) -> None:
         click.echo(f"[{self.step}] {line}", err=True)
@@ -138,6 +155,7 @@ def _execute(run: Callable[[Any, StepContext], Any], cfg: Any, ctx: StepContext)
         status = "FINISHED"
     finally:
         report = ctx.tracker.finish(status)
+        ctx.clean_scratch(report.ok)
         if not report.ok:
             click.echo(f"warning: tracking: {report.message}", err=True)
         if status == "FINISHED":

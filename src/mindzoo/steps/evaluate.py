@@ -29,7 +29,7 @@ def run(cfg: EvaluateConfig, ctx: StepContext) -> None:
         extra = {"model": scored.model, "checkpoint": cfg.checkpoint, "dataset": cfg.dataset, "split": cfg.split,
                  "input_size": scored.input_size}
         # Not in `work`: MLflow may still hold the files for a retry when the step ends.
-        folder = Path(cfg.report_dir).expanduser() if cfg.report_dir else Path(tempfile.mkdtemp(prefix="mz-eval-"))
+        folder = Path(cfg.report_dir).expanduser() if cfg.report_dir else ctx.scratch("mindzoo-evaluate-report-")
         paths = write_report(result, folder, f"{scored.model}: {cfg.split} split", extra)
         for path in paths.values():
             ctx.tracker.log_artifact(path, "evaluation")
