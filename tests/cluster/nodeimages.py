@@ -92,6 +92,21 @@ class NodeImages:
             save.wait(60)
         if save.returncode != 0 or imported.returncode != 0:
             err = (save.stderr.read() if save.returncode else imported.stderr).decode(errors="replace").strip()
-            raise HarnessError(f"importing {name} into the node's containerd failed: {err.splitlines()[-1:]}")
+            raise HarnessError(f"importing {name} into the node's containerd failed (podman save exited "
+                               f"{save.returncode}, ctr import {imported.returncode}): "
+                               f"{(err.splitlines() or ['no message'])[-1]}; {_free_space()}")
         self._ctr("images", "label", name, f"{SOURCE_LABEL}={source_id}", what=f"labelling {name}")
         return name
+
+
+def _free_space() -> str:
+    """Where an import needs room: podman stages the whole image in its temporary folder first (seen: a disk
+    filled by a 6 GB staging file ended the import with no message at all)."""
+    import shutil
+
+    staging = os.environ.get("TMPDIR", "/var/tmp")
+    try:
+        free = shutil.disk_usage(staging).free
+    except OSError:
+        return f"{staging} cannot be read"
+    return f"{free / 2**30:.1f} GiB free in {staging}, where podman save stages the image"
