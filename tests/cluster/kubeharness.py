@@ -346,6 +346,13 @@ class Cluster:
         down = [f"{p.name} exited {p.proc.returncode}:\n{p.tail()}" for p in processes if not p.alive()]
         lines = down or [f"(all {len(processes)} cluster processes running; logs in {self.workdir})"]
         try:
+            # A pod the scheduler calls "untolerated taint(s)": name them (seen: disk pressure on a shared disk).
+            for node in self.core().list_node(timeout_seconds=10).items:
+                taints = [f"{t.key}:{t.effect}" for t in node.spec.taints or []]
+                pressed = [c.type for c in node.status.conditions or [] if c.type != "Ready" and c.status == "True"]
+                if taints or pressed:
+                    lines.append(f"node {node.metadata.name}: taints {taints or 'none'}, "
+                                 f"conditions {pressed or 'none'}")
             for pod in self.core().list_pod_for_all_namespaces(timeout_seconds=10).items:
                 if pod.status.phase in ("Succeeded",):
                     continue

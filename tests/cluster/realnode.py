@@ -166,7 +166,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                           "dataDir": str(self.workdir / "cni" / "ipam")}},
                 {"type": "portmap", "capabilities": {"portMappings": True}}]}, indent=1))
         process = self._spawn("containerd", [self.tools.containerd, "--config", str(config)])
-        wait("containerd (its socket)", self.socket.exists, timeout, process)
+        # Its socket serves before the CRI service has recovered its state, and a kubelet that asks then exits
+        # ("server is not initialized yet"; seen with a large image store): the CRI service is up once it
+        # starts its streaming server, the last step before it takes requests.
+        wait("containerd (its CRI service)", lambda: self.socket.exists() and "Start streaming server" in
+             process.log.read_text(errors="replace"), timeout, process)
 
     def _start_kubelet(self, kubeconfig: Path) -> None:
         pki = kubeconfig.parent / "pki"
