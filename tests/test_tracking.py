@@ -104,7 +104,13 @@ def test_a_steps_scratch_folder_goes_once_its_files_are_tracked_and_stays_when_t
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert made[0].exists() == (mlflow == "down"), result.output
-    if mlflow == "down":
+    if mlflow == "up":  # removed because MLflow holds the file, not because nothing was tracked
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(stack.mlflow_uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("mindzoo-test-scratch").experiment_id])
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "evaluation")] == ["evaluation/report.html"]
+    else:
         import shutil
 
         shutil.rmtree(made[0])
