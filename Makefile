@@ -21,10 +21,10 @@ system:  ## Debian packages (podman, runc, containerd, CNI plugins, etcd, ...) a
 
 venvs: $(RUNTIME)/.installed $(CONTROL)/.installed  ## the runtime (.venv) and control (.venv-control) environments
 
-$(RUNTIME)/.installed: requirements/runtime.txt pyproject.toml | system
+$(RUNTIME)/.installed: requirements/runtime.txt pyproject.toml setup.py src/mindzoo/data/jpegcrop.c | system
 	scripts/make-venv.sh $(RUNTIME) requirements/runtime.txt && touch $@
 
-$(CONTROL)/.installed: requirements/control.txt pyproject.toml | system
+$(CONTROL)/.installed: requirements/control.txt pyproject.toml setup.py src/mindzoo/data/jpegcrop.c | system
 	scripts/make-venv.sh $(CONTROL) requirements/control.txt && touch $@
 
 tools: | system  ## build MinIO, hyperkube (control plane, kubelet, kube-proxy), CoreDNS, pause, kwok, Helm, kubeconform, kube-score, Trainer + JobSet controllers into ~/.cache/mindzoo/bin

@@ -7,11 +7,13 @@
 # busybox-static (a tiny local image for engine smoke tests), debootstrap (local base
 # images: no registry is reachable), python3-venv; for the cluster tests etcd (the API
 # server's store) and, for the real node, containerd (its CRI plugin runs the pods),
-# the CNI plugins, iptables (kube-proxy) and gcc + libc6-dev (the static pause program).
+# the CNI plugins, iptables (kube-proxy) and gcc + libc6-dev (the static pause program); gcc and
+# libjpeg62-turbo-dev build mindzoo's JPEG crop decoder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static debootstrap python3-venv make
+          gcc libc6-dev libjpeg62-turbo-dev             # mindzoo's JPEG crop decoder (setup.py), built into .venv
           etcd-server                                   # the cluster test harness's API server store
           containerd containernetworking-plugins iptables iproute2 util-linux gcc libc6-dev  # the real node
           chromium chromium-driver                      # headless browser + WebDriver: the MLflow UI test

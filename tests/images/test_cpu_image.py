@@ -50,6 +50,14 @@ def test_mindspore_and_torch_compute_inside(engine):
     assert out.split() == ["(1,", "2)", "2.0"]
 
 
+def test_the_jpeg_crop_decoder_is_built_and_no_compiler_is_left(engine):
+    script = ("import shutil; from mindzoo.data import cropdecode; "
+              "print(cropdecode.decoder(), shutil.which('gcc'), shutil.which('cc'))")
+    code, out, err = run(engine, "-c", script, entrypoint="python3")
+    assert code == 0, err
+    assert out.split() == ["libjpeg-turbo", "None", "None"]
+
+
 def test_bad_input_inside_the_container_is_one_error_line(engine):
     code, _, err = run(engine, "storage", "ls", "s3://x", "--storage-retry-seconds", "-1")
     assert code != 0

@@ -89,6 +89,15 @@ def test_no_build_tools_in_the_final_stage(runtime):
     _, final = all_stages[-1]
     installs = [c.value[0] for c in final if c.cmd == "RUN" and "install" in c.value[0]]
     assert not [cmd for cmd in installs if BUILD_TOOLS.search(cmd)], installs
+    # The one native build (the JPEG crop decoder) installs its tools through images/native-deps.sh, and the
+    # same stage's package install runs its `finish`, which checks the decoder and purges them again.
+    runs = [c.value[0] for c in final if c.cmd == "RUN"]
+    helper = [i for i, cmd in enumerate(runs) if "native-deps.sh install" in cmd]
+    finish = [i for i, cmd in enumerate(runs) if "native-deps.sh finish" in cmd and "pip install" in cmd]
+    assert len(helper) == 1 and len(finish) == 1 and helper[0] < finish[0], runs
+    script = (ROOT / "images" / "native-deps.sh").read_text()
+    tools = re.search(r'^build="([^"]+)"', script, re.M).group(1).split()
+    assert "gcc" in tools and re.search(r"apt-get purge .*\$build", script)
     if len(all_stages) > 1:  # multi-stage: only the built environment is copied over, never sources or wheels
         copies = [c for c in final if c.cmd in ("COPY", "ADD")]
         assert copies and all(c.flags == ("--from=build",) and c.value == ("/opt/mindzoo", "/opt/mindzoo")
