@@ -49,6 +49,7 @@ def bare_epochs(plan, epochs: int) -> float:
     from mindspore.amp import build_train_network
 
     from mindzoo.data.pipeline import create_dataset
+    from mindzoo.engine.mindspore.backend import DeviceInput
     from mindzoo.engine.mindspore.steps import SmoothCrossEntropy
     from mindzoo.engine.schedules import lr_array
     from mindzoo.registry import create_model
@@ -63,10 +64,12 @@ def bare_epochs(plan, epochs: int) -> float:
     step = build_train_network(net, opt, SmoothCrossEntropy(recipe.num_classes, 1.0, 0.0), level="O0")
     times: list[float] = []
     for epoch in range(epochs):
-        data = create_dataset(plan.local_data, "train", plan.data_cfg, recipe.batch_size, train=True, seed=epoch)
+        data = create_dataset(plan.local_data, "train", plan.data_cfg, recipe.batch_size, train=True, seed=epoch,
+                              device_jitter=False)
+        normalise = DeviceInput(plan.data_cfg)  # training batches are uint8: both loops normalise the same way
         tick, epoch_times = time.perf_counter(), []
         for images, labels in data.create_tuple_iterator(num_epochs=1, do_copy=False):
-            float(step(images, labels).asnumpy())
+            float(step(normalise(images), labels).asnumpy())
             now = time.perf_counter()
             epoch_times.append(now - tick)
             tick = now

@@ -9,7 +9,7 @@ import pytest
 
 from mindzoo.archs import DATA_CONFIGS, DataConfig, EvalTransform, get_data_config
 from mindzoo.config import DigitsConfig, PreprocessConfig
-from mindzoo.data import prepare, transforms
+from mindzoo.data import jitter, prepare, transforms
 from mindzoo.data.pipeline import create_dataset
 from mindzoo.datasets import digits
 from mindzoo.errors import ConfigError, DataError
@@ -75,11 +75,18 @@ def test_sizes_for_sppnet_multi_size_and_small_runs():
 def test_every_data_config_gives_batches_of_its_input_size(converted, name):
     cfg = get_data_config(name)
     fmt = "cifar10" if cfg.dataset == "cifar10" else "imagefolder"
-    for train, split in ((True, "train"), (False, "val")):
-        data = create_dataset(converted[fmt], split, name, 4, train=train, seed=1)
-        batch = next(data.create_dict_iterator(output_numpy=True))
-        assert batch["image"].shape == (4, 3, cfg.input_size, cfg.input_size)
-        assert batch["image"].dtype == np.float32 and batch["label"].dtype == np.int32
+    evaluation = next(create_dataset(converted[fmt], "val", name, 4, train=False).create_dict_iterator(output_numpy=True))
+    assert evaluation["image"].shape == (4, 3, cfg.input_size, cfg.input_size)
+    assert evaluation["image"].dtype == np.float32 and evaluation["label"].dtype == np.int32
+    # Training batches stop before the normalisation (and the colour jitter): the engine finishes them.
+    train = next(create_dataset(converted[fmt], "train", name, 4, train=True, seed=1)
+                 .create_dict_iterator(output_numpy=True))
+    assert train["image"].shape == (4, cfg.input_size, cfg.input_size, 3) and train["image"].dtype == np.uint8
+    assert train["label"].dtype == np.int32
+    jittered = cfg.train.color_jitter is not None and cfg.train.kind == "random_resized_crop"
+    assert sorted(train) == sorted(["image", "label", *(["jitter"] if jittered else [])])
+    if jittered:
+        assert train["jitter"].shape == (4, jitter.WIDTH) and train["jitter"].dtype == np.float32
 
 
 def test_eval_normalisation_is_exact(converted):

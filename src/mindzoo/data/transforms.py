@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from mindzoo.archs import DataConfig, EvalTransform
 
 
@@ -34,8 +36,42 @@ def normalize_ops(cfg: DataConfig) -> list[Any]:
     return [*ops, vision.HWC2CHW()]
 
 
+def normalization(cfg: DataConfig) -> tuple[float | None, np.ndarray, np.ndarray]:
+    """(rescale, mean, std) of :func:`normalize_ops` as numbers: ``x * rescale`` (when not None), then
+    ``(x - mean) / std`` per channel, in float32. The engines apply it to training batches on the device."""
+    if cfg.normalize == "rescale":
+        return 1.0 / 255.0, np.asarray(cfg.mean, np.float32), np.asarray(cfg.std, np.float32)
+    return None, np.asarray([m * 255 for m in cfg.mean], np.float32), np.asarray([s * 255 for s in cfg.std], np.float32)
+
+
+def normalize_batch(images: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """uint8 NHWC → float32 NCHW, as :func:`normalize_ops` does per image (the reference for the engines)."""
+    rescale, mean, std = normalization(cfg)
+    x = images.astype(np.float32)
+    if rescale is not None:
+        x = x * np.float32(rescale)
+    return np.ascontiguousarray(((x - mean) / std).transpose(0, 3, 1, 2))
+
+
+def train_batch(cfg: DataConfig, extra_size: int | None, seed: int, *, device_jitter: bool = True) -> Any:
+    """mindzoo's batch builder for this config (:class:`mindzoo.data.trainbatch.TrainBatch`: the same crops,
+    pixels, flips and jitter draws as :func:`train_ops`, faster), or None where it does not apply: a
+    ``pad_crop`` recipe (CIFAR-10), or a package built without the crop decoder."""
+    from mindzoo.data import cropdecode
+    from mindzoo.data.trainbatch import TrainBatch
+
+    if cfg.train.kind != "random_resized_crop" or cropdecode.decoder() != "libjpeg-turbo":
+        return None
+    return TrainBatch(cfg, extra_size, seed, _inter(cfg), device_jitter=device_jitter)
+
+
+def train_map_ops(cfg: DataConfig, extra_size: int | None = None) -> list[Any]:
+    """:func:`train_ops` up to the normalisation, which the engine does on the device (:func:`normalization`)."""
+    return train_ops(cfg, extra_size)[:-len(normalize_ops(cfg))]
+
+
 def train_ops(cfg: DataConfig, extra_size: int | None = None) -> list[Any]:
-    """Train augmentation on encoded image bytes.
+    """The recipe's train augmentation on encoded image bytes, as its ``dataset.py`` writes it.
 
     ``random_resized_crop``: RandomCropDecodeResize(input_size, scale, ratio) [→ Resize(extra_size), the
     SPPNet 180 pass] → flip → colour jitter → normalise. ``pad_crop`` (CIFAR-10): Decode → RandomCrop with

@@ -43,6 +43,7 @@ class Backend:
         self.optimizer: Any = None
         self.scaler: DynamicLossScale | None = None
         self._step: Any = None
+        self._input: Any = None  # the epoch's DeviceInput: uint8 training batches → normalised float32
         self._sum: Any = None
         self._position = 0
         self.world_size = 1
@@ -116,8 +117,8 @@ class Backend:
         self._position = 0
 
     def train_step(self, batch: Any) -> float:
-        images, labels = batch
-        loss = float(self._step(images, labels).asnumpy())
+        images, labels, *jitter = batch
+        loss = float(self._step(self._input(images, *jitter), labels).asnumpy())
         self._position += int(getattr(self._step, "applied", True))
         return loss
 
@@ -141,9 +142,10 @@ class Backend:
 
     def epoch(self, local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, seed: int,
               epoch: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
+        self._input = DeviceInput(data_cfg)
         return data.train_batches(local, data_cfg, batch_size, size=size, rank=rank, world_size=self.world_size,
                                   seed=data.epoch_seed(seed, epoch), workers=self.data_workers, skip=skip,
-                                  limit=limit)
+                                  limit=limit, device_jitter=self.device != "cpu")
 
     def predict(self, local: Path, data_cfg: DataConfig, split: str, batch_size: int, *, rank: int = 0,
                 world_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -225,3 +227,23 @@ def _check_fits(net: Any, saved: dict[str, Any], where: str) -> None:
         if got != shape:
             raise CheckpointMismatch(f"{where} does not fit this network: {name} has shape {got}, expected {shape}")
 
+
+class DeviceInput:
+    """The training batches' last transforms (colour jitter, normalisation), run on the device by
+    :class:`mindzoo.engine.mindspore.input_stage.InputStage`; float32 batches pass unchanged."""
+
+    def __init__(self, cfg: DataConfig) -> None:
+        self.cfg = cfg
+        self.stages: dict[bool, Any] = {}
+
+    def __call__(self, images: Any, jitter: Any = None) -> Any:
+        import mindspore as ms
+
+        if images.dtype != ms.uint8:
+            return images
+        jittered = jitter is not None
+        if jittered not in self.stages:
+            from mindzoo.engine.mindspore.input_stage import InputStage
+
+            self.stages[jittered] = InputStage(self.cfg, jittered)
+        return self.stages[jittered](images, jitter if jittered else images)

@@ -26,20 +26,21 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_batches(local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, world_size: int,
-                  seed: int, workers: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
+                  seed: int, workers: int, skip: int = 0, limit: int = 0,
+                  device_jitter: bool = True) -> tuple[Iterator[Any], int]:
     """(iterator of (images, labels) Tensors, number of batches) for one epoch of one rank."""
     data, batches = epoch_dataset(local, data_cfg, batch_size, size=size, rank=rank, world_size=world_size,
-                                  seed=seed, workers=workers, skip=skip, limit=limit)
+                                  seed=seed, workers=workers, skip=skip, limit=limit, device_jitter=device_jitter)
     return data.create_tuple_iterator(num_epochs=1, do_copy=False), batches
 
 
 def epoch_dataset(local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, world_size: int,
-                  seed: int, workers: int, skip: int, limit: int) -> tuple[Any, int]:
+                  seed: int, workers: int, skip: int, limit: int, device_jitter: bool = True) -> tuple[Any, int]:
     """(the batched dataset of one epoch of one rank, cut to ``limit`` batches and past ``skip``; its batches)."""
     from mindzoo.data.pipeline import create_dataset
 
     data = create_dataset(local, "train", data_cfg, batch_size, train=True, rank=rank, world_size=world_size,
-                          seed=seed, input_size=size, num_parallel_workers=workers)
+                          seed=seed, input_size=size, num_parallel_workers=workers, device_jitter=device_jitter)
     total = data.get_dataset_size()
     if limit:
         total = min(total, limit)

@@ -28,6 +28,7 @@ from mindzoo.engine.loss import DynamicLossScale, LossScalePlan
 from mindzoo.engine.plan import amp_settings
 from mindzoo.engine.torch import data, runtime, steps
 from mindzoo.engine.torch.cluster import TorchClusterEnv
+from mindzoo.engine.torch.input_stage import InputStage
 
 
 def _cpus() -> int:
@@ -50,6 +51,7 @@ class Backend:
         self.optimizer: Any = None
         self.scaler: DynamicLossScale | None = None
         self._step: steps.TrainStep | None = None
+        self._input: InputStage | None = None  # the epoch's: uint8 training batches → normalised float32
         self._lr: np.ndarray = np.zeros(1, np.float32)
         self._names: dict[str, str] = {}  # torch state_dict key -> MindSpore name
         self._position = 0
@@ -150,15 +152,23 @@ class Backend:
         self._position = 0
 
     def _tensors(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(np.require(images, np.float32, ["C", "W"]))
+        """On the device; uint8 (training) images stay uint8 there: a quarter of the bytes to copy."""
+        x = torch.from_numpy(np.require(images, np.uint8 if images.dtype == np.uint8 else np.float32, ["C", "W"]))
         y = torch.from_numpy(np.require(labels, np.int64, ["C", "W"]))
         if self.torch_device.type == "cuda":
-            x = x.pin_memory().to(self.torch_device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            x = x.pin_memory().to(self.torch_device, non_blocking=True)
+            if x.is_floating_point():
+                x = x.contiguous(memory_format=torch.channels_last)
             y = y.pin_memory().to(self.torch_device, non_blocking=True)
         return x, y
 
     def train_step(self, batch: Any) -> float:
-        images, labels = self._tensors(*batch)
+        images, labels = self._tensors(*batch[:2])
+        if images.dtype == torch.uint8:  # colour jitter and normalisation, on the device
+            jitter = torch.from_numpy(np.asarray(batch[2])).to(images.device) if len(batch) > 2 else None
+            images = self._input(images, jitter)
+            if images.is_cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
         lr = float(self._lr[min(self._position, len(self._lr) - 1)])
         loss, applied = self._step(images, labels, lr)
         self._position += int(applied)
@@ -175,9 +185,10 @@ class Backend:
 
     def epoch(self, local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, seed: int,
               epoch: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
+        self._input = InputStage(data_cfg, self.torch_device)
         return data.train_batches(local, data_cfg, batch_size, size=size, rank=rank, world_size=self.world_size,
                                   seed=data.epoch_seed(seed, epoch), workers=self.data_workers, skip=skip,
-                                  limit=limit)
+                                  limit=limit, device_jitter=self.device != "cpu")
 
     def predict(self, local: Path, data_cfg: DataConfig, split: str, batch_size: int, *, rank: int = 0,
                 world_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -22,9 +22,11 @@ __all__ = ["epoch_seed", "eval_batches", "file_ids", "steps_per_epoch", "train_b
 
 
 def train_batches(local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, world_size: int,
-                  seed: int, workers: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
-    """(iterator of (images float32 NCHW, labels int32) numpy batches, number of batches) for one epoch of one rank."""
+                  seed: int, workers: int, skip: int = 0, limit: int = 0,
+                  device_jitter: bool = True) -> tuple[Iterator[Any], int]:
+    """(iterator of (images uint8 NHWC, labels int32[, jitter rows]) numpy batches, number of batches) for one
+    epoch of one rank; the backend's input stage finishes the images on the device."""
     data, total = epoch_dataset(local, data_cfg, batch_size, size=size, rank=rank, world_size=world_size,
-                                seed=seed, workers=workers, skip=skip, limit=limit)
+                                seed=seed, workers=workers, skip=skip, limit=limit, device_jitter=device_jitter)
     batches = data.create_tuple_iterator(num_epochs=1, output_numpy=True)
-    return ((np.asarray(images), np.asarray(labels)) for images, labels in batches), total
+    return (tuple(np.asarray(column) for column in columns) for columns in batches), total
