@@ -185,7 +185,8 @@ class Backend:
 
     def epoch(self, local: Path, data_cfg: DataConfig, batch_size: int, *, size: int, rank: int, seed: int,
               epoch: int, skip: int = 0, limit: int = 0) -> tuple[Iterator[Any], int]:
-        self._input = InputStage(data_cfg, self.torch_device)
+        if self._input is None or self._input.cfg != data_cfg:
+            self._input = InputStage(data_cfg, self.torch_device)
         return data.train_batches(local, data_cfg, batch_size, size=size, rank=rank, world_size=self.world_size,
                                   seed=data.epoch_seed(seed, epoch), workers=self.data_workers, skip=skip,
                                   limit=limit, device_jitter=self.device != "cpu")

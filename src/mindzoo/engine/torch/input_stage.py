@@ -47,7 +47,7 @@ class InputStage:
 
     def __init__(self, cfg: DataConfig, device: torch.device) -> None:
         rescale, mean, std = normalization(cfg)
-        self.rescale = rescale
+        self.cfg, self.rescale = cfg, rescale
         self.mean = torch.from_numpy(mean).view(1, 3, 1, 1).to(device)
         self.std = torch.from_numpy(std).view(1, 3, 1, 1).to(device)
 
