@@ -175,6 +175,26 @@ def test_a_batch_is_the_recipes_ops_on_each_sample(name):
             assert np.array_equal(on_cpu[0][i], expected)
 
 
+def test_images_the_crop_decoder_refuses_are_decoded_whole_by_mindspore():
+    """A CMYK JPEG and a PNG under a .JPEG name (both occur in ImageNet's train set) still give the box."""
+    import mindspore.dataset.vision as vision
+
+    cmyk, png = io.BytesIO(), io.BytesIO()
+    Image.open(io.BytesIO(jpeg(90, 70))).convert("CMYK").save(cmyk, "JPEG", quality=95)
+    Image.open(io.BytesIO(jpeg(90, 70, seed=1))).save(png, "PNG")
+    cfg = get_data_config("genet_res50").at_size(32)
+    build = transforms.train_batch(cfg, None, seed=2)
+    images = [np.frombuffer(b.getvalue(), np.uint8) for b in (cmyk, png)]
+    ids = [np.array("n01/cmyk.JPEG"), np.array("n01/png.JPEG")]
+    out = build(images, ids, [np.int32(0), np.int32(1)], None)
+    for i, (image, file_id) in enumerate(zip(images, ids)):
+        rng = build.rng(file_id)
+        whole = vision.Decode()(image)
+        x, y, w, h = cropdecode.crop_box(whole.shape[1], whole.shape[0], cfg.train.scale, cfg.train.ratio, rng)
+        expected = vision.Resize((32, 32), transforms._inter(cfg))(whole[y:y + h, x:x + w])
+        assert np.array_equal(out[0][i], expected[:, ::-1] if rng.random() < cfg.train.hflip else expected)
+
+
 def test_sppnet_extra_size_and_who_keeps_mindspores_ops():
     spp = get_data_config("sppnet").at_size(64)
     build = transforms.train_batch(get_data_config("sppnet"), 180, seed=0)
