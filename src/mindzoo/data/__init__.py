@@ -10,7 +10,10 @@ names the published prefix, so the same data is never converted twice.
 Training and evaluation read the shards back through ``pipeline.create_dataset``,
 which fetches the published prefix into a local cache (``cache``) and applies
 each recipe's transforms from its :class:`mindzoo.archs.DataConfig`
-(``transforms``).
+(``transforms``). ImageNet training batches are built per batch (``trainbatch``):
+only each random crop's box is decoded (``cropdecode``, the native ``jpegcrop.c``),
+and the colour jitter is drawn here (``jitter``) but applied, with the
+normalisation, by the engine on the device.
 
 Heavy libraries (MindSpore, Pillow, numpy) are imported by the modules that
 need them, so importing this package stays cheap.
