@@ -42,20 +42,23 @@ def test_entrypoint_is_the_cli_running_as_non_root(engine):
     assert config["Labels"]["org.opencontainers.image.revision"] != "unknown"
 
 
-def test_mindspore_and_torch_compute_inside(engine):
-    script = ("import mindspore as ms, numpy as np, torch; from mindspore import nn, Tensor; "
-              "print(nn.Dense(4, 2)(Tensor(np.ones((1, 4), np.float32))).shape, torch.ones(2).sum().item())")
+def python_words(engine, script: str) -> list[str]:
+    """The words a Python script prints in the image (it must exit 0)."""
     code, out, err = run(engine, "-c", script, entrypoint="python3")
     assert code == 0, err
-    assert out.split() == ["(1,", "2)", "2.0"]
+    return out.split()
+
+
+def test_mindspore_and_torch_compute_inside(engine):
+    assert python_words(engine, "import mindspore as ms, numpy as np, torch; from mindspore import nn, Tensor; "
+                        "print(nn.Dense(4, 2)(Tensor(np.ones((1, 4), np.float32))).shape, torch.ones(2).sum().item())"
+                        ) == ["(1,", "2)", "2.0"]
 
 
 def test_the_jpeg_crop_decoder_is_built_and_no_compiler_is_left(engine):
-    script = ("import shutil; from mindzoo.data import cropdecode; "
-              "print(cropdecode.decoder(), shutil.which('gcc'), shutil.which('cc'))")
-    code, out, err = run(engine, "-c", script, entrypoint="python3")
-    assert code == 0, err
-    assert out.split() == ["libjpeg-turbo", "None", "None"]
+    assert python_words(engine, "import shutil; from mindzoo.data import cropdecode; "
+                        "print(cropdecode.decoder(), shutil.which('gcc'), shutil.which('cc'))"
+                        ) == ["libjpeg-turbo", "None", "None"]
 
 
 def test_bad_input_inside_the_container_is_one_error_line(engine):

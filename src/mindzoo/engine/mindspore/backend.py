@@ -43,7 +43,7 @@ class Backend:
         self.optimizer: Any = None
         self.scaler: DynamicLossScale | None = None
         self._step: Any = None
-        self._input: Any = None  # the epoch's DeviceInput: uint8 training batches → normalised float32
+        self._input: Any = None  # one DeviceInput per run: uint8 training batches → normalised float32
         self._sum: Any = None
         self._position = 0
         self.world_size = 1

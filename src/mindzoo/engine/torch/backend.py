@@ -51,7 +51,7 @@ class Backend:
         self.optimizer: Any = None
         self.scaler: DynamicLossScale | None = None
         self._step: steps.TrainStep | None = None
-        self._input: InputStage | None = None  # the epoch's: uint8 training batches → normalised float32
+        self._input: InputStage | None = None  # one per run: uint8 training batches → normalised float32
         self._lr: np.ndarray = np.zeros(1, np.float32)
         self._names: dict[str, str] = {}  # torch state_dict key -> MindSpore name
         self._position = 0
