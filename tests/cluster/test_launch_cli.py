@@ -106,12 +106,26 @@ def test_launch_creates_the_indexed_job_on_the_pool_and_hands_rank0s_outputs_to_
     from mindzoo.launcher.train import job_name
 
     kubeconfig, ns, pools = as_pipeline_sa
-    code, err, executor_output = launch(cluster, stack, kubeconfig, ns, pools, bucket, "shape-1", "--launch-keep")
-    assert code == 0, err[-3000:]
+    name = job_name("shape-1")
+    # Held Running until both are placed: kwok completes a pod at once, and a completed rank frees its node's
+    # 8 NPUs, so without the hold the other rank may be scheduled onto the same node afterwards.
+    proc, out = start(cluster, stack, kubeconfig, ns, pools, bucket, "shape-1", "--launch-keep",
+                      "--launch-labels", f"{HOLD_LABEL}=true")
+    try:
+        cluster.wait_for("both workers running", lambda: running_workers(cluster, ns, name), 60)
+        pods = cluster.core().list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
+        nodes = sorted(p.spec.node_name for p in pods)
+        cluster.wait_for("the workers released", lambda: _release(cluster, ns, name), 30)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert nodes == ["ascend910-0", "ascend910-1"]  # one rank per node: each takes all 8 of a node's NPUs
+    executor_output = json.loads(out.read_text())
     checkpoint = executor_output["artifacts"]["checkpoint"]["artifacts"][0]
     assert checkpoint["metadata"]["location"] == "s3://B/runs/R/model"  # rank 0's result, a pointer for KFP
     assert follow_pointer(checkpoint["uri"]) == "s3://B/runs/R/model"
-    name = job_name("shape-1")
     job = cluster.batch().read_namespaced_job(name, ns)
     assert (job.spec.completion_mode, job.spec.completions, job.spec.backoff_limit) == ("Indexed", 2, 3)
     assert [r.action for r in job.spec.pod_failure_policy.rules] == ["Count", "FailJob"]
@@ -130,8 +144,6 @@ def test_launch_creates_the_indexed_job_on_the_pool_and_hands_rank0s_outputs_to_
     assert env["AWS_SECRET_ACCESS_KEY"].value is None  # keys come from the Secret, never as values
     assert env["AWS_SECRET_ACCESS_KEY"].value_from.secret_key_ref.name == "mindzoo-minio"
     assert env["MINDZOO_PIPELINE_RUN_ID"].value == "pipeline-1"
-    pods = cluster.core().list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
-    assert sorted(p.spec.node_name for p in pods) == ["ascend910-0", "ascend910-1"]
     assert cluster.core().read_namespaced_service(name, ns).spec.cluster_ip == "None"
     cluster.batch().delete_namespaced_job(name, ns, propagation_policy="Foreground")
     assert cluster.wait_for("kept launch deleted", lambda: gone(cluster, ns, name), 60)
