@@ -181,7 +181,9 @@ class Cluster:
                                 "kube-proxy": self.workdir / "kube-proxy.kubeconfig",
                                 "coredns": self.workdir / "coredns.kubeconfig"}, timeout=timeout)
         build_pause(self.tools, PAUSE_IMAGE)
-        NodeImages(self.tools, node.socket).ensure(PAUSE_IMAGE)
+        images = NodeImages(self.tools, node.socket)
+        images.prune()  # what an earlier run's imports superseded
+        images.ensure(PAUSE_IMAGE)
         core = self.core()
 
         def ready() -> bool:

@@ -5,7 +5,8 @@ spec uses.
 
 An import is cached in containerd's own store (the harness keeps it in the tool
 cache between runs): each imported image carries a label with the engine's image ID,
-and an image whose ID is unchanged is not imported again.
+and an image whose ID is unchanged is not imported again. A new build replaces the
+old one there: what only the old one used is removed (:meth:`NodeImages.prune`).
 """
 
 from __future__ import annotations
@@ -96,7 +97,42 @@ class NodeImages:
                                f"{save.returncode}, ctr import {imported.returncode}): "
                                f"{(err.splitlines() or ['no message'])[-1]}; {_free_space()}")
         self._ctr("images", "label", name, f"{SOURCE_LABEL}={source_id}", what=f"labelling {name}")
+        self.prune()
         return name
+
+    def remove(self, name: str) -> None:
+        """Remove ``name`` from the node, with whatever only it used."""
+        self._ctr("images", "rm", name, what=f"removing {name} from containerd", check=False)
+        self.prune()
+
+    def refs(self) -> dict[str, str]:
+        """Every image reference in the node's containerd, and the digest it points to."""
+        listing = self._ctr("images", "ls", what="listing containerd's images").stdout.decode()
+        return {ref: digest for ref, _type, digest, *_ in (line.split() for line in listing.splitlines()[1:])}
+
+    def has_content(self, digest: str) -> bool:
+        """Whether containerd's content store still holds the blob ``digest``."""
+        listing = self._ctr("content", "ls", "-q", what="listing containerd's content").stdout.decode()
+        return digest in listing.split()
+
+    def prune(self) -> list[str]:
+        """Remove the references only superseded builds still have, and with them (``--sync``: containerd's
+        garbage collection, before returning) their layers; returns the references removed.
+
+        Besides a name, an import leaves an ``import-<date>@sha256:...`` reference and the CRI plugin adds
+        ``sha256:<image id>``; a rebuilt image moves its name but not those, so without this the store kept
+        every build the tests ever imported (33 GB of them was seen)."""
+        refs = self.refs()
+        named = {digest for ref, digest in refs.items() if not _generated(ref)}
+        stale = sorted(ref for ref, digest in refs.items() if digest not in named)
+        if stale:
+            self._ctr("images", "rm", "--sync", *stale, what="removing superseded images from containerd")
+        return stale
+
+
+def _generated(ref: str) -> bool:
+    """A reference containerd made for an image (its import or its ID), not a name a pod asks for."""
+    return ref.startswith(("import-", "sha256:"))
 
 
 def _free_space() -> str:
