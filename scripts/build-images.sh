@@ -16,6 +16,8 @@ done
 base=${BASE_IMAGE:-localhost/mindzoo-base:bookworm}
 engine=podman; command -v podman >/dev/null || engine=docker
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$(.venv-control/bin/python -c 'from mindzoo.stack.engine import containers_conf; print(containers_conf())')}"
+# Where the engine keeps images (podman's or Docker's field), for the free-space warning below.
+store=$($engine info --format '{{if .Store}}{{.Store.GraphRoot}}{{else}}{{.DockerRootDir}}{{end}}' 2>/dev/null || echo /var/lib)
 
 [ "$base" = localhost/mindzoo-base:bookworm ] && ENGINE=$engine images/base/build-base.sh "$base"
 
@@ -47,6 +49,13 @@ for runtime in "${runtimes[@]}"; do
     ascend)  # MindSpore Lite is not on PyPI: without its wheel in the runtime wheelhouse, a training-only image
       extra=(--build-arg "MINDSPORE_LITE=${MINDSPORE_LITE:-skip}");;
   esac
+  # A new environment layer is on disk about three times while it is committed (the build container's copy,
+  # the tar the engine writes, the committed layer): the GPU build failed with 26 GB free, passed with 40.
+  need=$(case $runtime in gpu) echo 35;; cpu) echo 20;; ascend) echo 6;; esac)
+  free=$(df --output=avail -BG "$store" 2>/dev/null | tail -1 | tr -dc 0-9)
+  if [ -n "$free" ] && [ "$free" -lt "$need" ]; then
+    echo "==> warning: ${free} GB free in $store; building $image anew needs about $need GB (a rebuild whose layers are cached needs far less)" >&2
+  fi
   echo "==> building $image from $base (git $sha)"
   start=$SECONDS
   $engine build -q -f "images/$runtime/Dockerfile" -t "$image" \
