@@ -327,6 +327,21 @@ class Cluster:
             raise HarnessError("pod_logs stands in for a kubelet: a real node serves real logs")
         return kwoknodes.pod_logs(self.kwok, self.custom(), namespace, lines, **kwargs)
 
+    def placement(self, namespace: str, selector: str, count: int, timeout: float = 60) -> list[str]:
+        """The sorted nodes of ``count`` pods (``selector``) that kwok holds Running (:data:`HOLD_LABEL`), once all
+        of them run; then lets kwok complete them. Without the hold a pod completes as soon as it runs, so its
+        node is free again and a later pod of the same Job may be scheduled onto it."""
+        core = self.core()
+
+        def all_running():
+            pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+            return pods if len(pods) == count and all(p.status.phase == "Running" for p in pods) else None
+
+        pods = self.wait_for(f"{count} held pods ({selector}) running", all_running, timeout)
+        for pod in pods:
+            core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"labels": {HOLD_LABEL: None}}})
+        return sorted(p.spec.node_name for p in pods)
+
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.5) -> Any:
         """Poll ``check`` until it returns something truthy; fail with ``what`` and the cluster's state."""
         deadline = time.monotonic() + timeout

@@ -107,15 +107,10 @@ def test_launch_creates_the_indexed_job_on_the_pool_and_hands_rank0s_outputs_to_
 
     kubeconfig, ns, pools = as_pipeline_sa
     name = job_name("shape-1")
-    # Held Running until both are placed: kwok completes a pod at once, and a completed rank frees its node's
-    # 8 NPUs, so without the hold the other rank may be scheduled onto the same node afterwards.
     proc, out = start(cluster, stack, kubeconfig, ns, pools, bucket, "shape-1", "--launch-keep",
                       "--launch-labels", f"{HOLD_LABEL}=true")
     try:
-        cluster.wait_for("both workers running", lambda: running_workers(cluster, ns, name), 60)
-        pods = cluster.core().list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={name}").items
-        nodes = sorted(p.spec.node_name for p in pods)
-        cluster.wait_for("the workers released", lambda: _release(cluster, ns, name), 30)
+        nodes = cluster.placement(ns, f"mindzoo.io/launch={name}", 2)
         _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

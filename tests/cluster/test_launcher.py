@@ -54,16 +54,20 @@ def test_launch_completes_on_the_ascend_nodes_and_cleans_up(cluster, as_pipeline
     from mindzoo.launcher.run import delete
 
     api, ns, pool = as_pipeline
-    spec = ascend_spec(ns, pool)
+    spec = ascend_spec(ns, pool, pod_labels={HOLD_LABEL: "true"})
     said = []
     with cluster.pod_logs(ns, PROGRESS_LOG, container="train"):
-        result = launch(spec, api, say=said.append, poll_s=0.5, cleanup=False)
+        thread, out = in_background(launch, spec, api, say=said.append, poll_s=0.5, cleanup=False)
+        nodes = cluster.placement(ns, f"mindzoo.io/launch={spec.name}", 2)
+        thread.join(180)
+    assert "error" not in out, out.get("error")
+    result = out["result"]
     assert result.succeeded == 2 and said[0].startswith(f"launched job {ns}/{spec.name}: 2 node(s)")
     # Rank 0's log, streamed (follow) through the API server while the launch ran: every line, in order, once.
     assert said[1:] == [f"[rank0] {line}" for line in PROGRESS_LOG], said
     pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"mindzoo.io/launch={spec.name}").items
     # 8 chips per worker and per node: one worker on each fake Ascend 910 node, stable hostnames.
-    assert sorted(p.spec.node_name for p in pods) == ["ascend910-0", "ascend910-1"]
+    assert nodes == ["ascend910-0", "ascend910-1"]
     assert sorted(p.spec.hostname for p in pods) == [f"{spec.name}-0", f"{spec.name}-1"]
     service = cluster.core().read_namespaced_service(spec.name, ns)  # as admin: the launcher never reads it
     assert service.spec.cluster_ip == "None" and service.metadata.owner_references[0].kind == "Job"

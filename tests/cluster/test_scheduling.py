@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from kubeharness import FAIL_LABEL
+from kubeharness import FAIL_LABEL, HOLD_LABEL
 from launcher_objects import headless_service, worker_job
 
 pytestmark = [pytest.mark.control, pytest.mark.cluster]
@@ -38,14 +38,15 @@ def test_indexed_job_runs_on_the_ascend910_nodes_and_completes(cluster, mindzoo_
     assert pool["resource"] == "huawei.com/Ascend910" and pool["perWorker"] == 8
     name = unique("train")
     core.create_namespaced_service(ns, headless_service(name))
-    batch.create_namespaced_job(ns, worker_job(name, pool, workers=2))
+    batch.create_namespaced_job(ns, worker_job(name, pool, workers=2, labels={HOLD_LABEL: "true"}))
+    nodes = cluster.placement(ns, f"batch.kubernetes.io/job-name={name}", 2)
     complete = cluster.wait_for(f"Job {name} Complete", lambda: job_condition(batch, name, ns, "Complete"), 90)
     assert complete.status == "True"
     job = batch.read_namespaced_job(name, ns)
     assert job.status.succeeded == 2 and job.status.completed_indexes == "0,1"
     pods = core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
     # 8 chips per worker, 8 per node: one worker on each Ascend 910 node.
-    assert sorted(p.spec.node_name for p in pods) == ["ascend910-0", "ascend910-1"]
+    assert nodes == ["ascend910-0", "ascend910-1"]
     assert sorted(p.spec.hostname for p in pods) == [f"{name}-0", f"{name}-1"]
     assert {p.spec.subdomain for p in pods} == {name}
     assert {p.status.phase for p in pods} == {"Succeeded"}
