@@ -39,19 +39,24 @@ def engine_image_id(tools: Tools, image: str) -> str:
     return proc.stdout.decode().strip()
 
 
-def build_pause(tools: Tools, name: str) -> None:
-    """The pod sandbox image: Kubernetes' pause program (built from its C source by
-    scripts/build-tools.sh), alone in an image, run as nobody."""
-    binary = tools.pause
-    with tempfile.TemporaryDirectory(prefix="mindzoo-pause-") as context:
-        (Path(context) / "pause").write_bytes(binary.read_bytes())
-        (Path(context) / "pause").chmod(0o755)
-        (Path(context) / "Containerfile").write_text(
-            'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n')
+def build_scratch(tools: Tools, name: str, files: dict[str, bytes], containerfile: str) -> None:
+    """Build ``name`` FROM scratch with the engine: ``files`` (executable) and ``containerfile`` as its context."""
+    with tempfile.TemporaryDirectory(prefix="mindzoo-image-") as context:
+        for file, data in files.items():
+            (Path(context) / file).write_bytes(data)
+            (Path(context) / file).chmod(0o755)
+        (Path(context) / "Containerfile").write_text(containerfile)
         proc = subprocess.run([str(tools.podman), "build", "-q", "-t", name, context], capture_output=True,
                               text=True, timeout=300, env=podman_env())
         if proc.returncode != 0:
-            raise HarnessError(f"building the pause image {name} failed: {proc.stderr.strip()[-500:]}")
+            raise HarnessError(f"building the image {name} failed: {proc.stderr.strip()[-500:]}")
+
+
+def build_pause(tools: Tools, name: str) -> None:
+    """The pod sandbox image: Kubernetes' pause program (built from its C source by
+    scripts/build-tools.sh), alone in an image, run as nobody."""
+    build_scratch(tools, name, {"pause": tools.pause.read_bytes()},
+                  'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n')
 
 
 class NodeImages:

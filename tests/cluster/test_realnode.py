@@ -151,27 +151,18 @@ def test_restricted_pod_security_is_enforced_on_the_real_node(real_cluster, rns)
     assert refused.value.status == 403 and "restricted" in refused.value.body
 
 
-def _build_scratch_image(name: str, content: str, context: Path) -> None:
-    from nodeimages import podman_env
-
-    context.mkdir()
-    (context / "stamp").write_text(content)
-    (context / "Containerfile").write_text("FROM scratch\nCOPY stamp /stamp\n")
-    subprocess.run(["podman", "build", "-q", "-t", name, str(context)], check=True, capture_output=True,
-                   timeout=300, env=podman_env())
-
-
-def test_a_rebuilt_image_replaces_the_old_build_in_the_nodes_store(real_cluster, tmp_path):
+def test_a_rebuilt_image_replaces_the_old_build_in_the_nodes_store(real_cluster):
     """The store lives between runs: an import that left the previous build's layers behind grew it by a whole
     image per rebuild."""
-    from nodeimages import podman_env
+    from nodeimages import build_scratch, podman_env
 
     images, name = real_cluster.images(), f"localhost/mindzoo-prune-probe:{uuid.uuid4().hex[:8]}"
+    tools, containerfile = real_cluster.tools, "FROM scratch\nCOPY stamp /stamp\n"
     try:
-        _build_scratch_image(name, "first build", tmp_path / "first")
+        build_scratch(tools, name, {"stamp": b"first build"}, containerfile)
         images.ensure(name)
         first = images.refs()[name]
-        _build_scratch_image(name, "second build", tmp_path / "second")
+        build_scratch(tools, name, {"stamp": b"second build"}, containerfile)
         images.ensure(name)
         refs = images.refs()
         assert refs[name] != first
@@ -179,5 +170,5 @@ def test_a_rebuilt_image_replaces_the_old_build_in_the_nodes_store(real_cluster,
         assert not images.has_content(first)
         assert images.has_content(refs[name])
     finally:
-        subprocess.run(["podman", "rmi", "-f", name], capture_output=True, timeout=120, env=podman_env())
+        subprocess.run([str(tools.podman), "rmi", "-f", name], capture_output=True, timeout=120, env=podman_env())
         images.remove(name)
