@@ -60,6 +60,7 @@ def test_launch_completes_on_the_ascend_nodes_and_cleans_up(cluster, as_pipeline
         thread, out = in_background(launch, spec, api, say=said.append, poll_s=0.5, cleanup=False)
         nodes = cluster.placement(ns, f"mindzoo.io/launch={spec.name}", 2)
         thread.join(180)
+    assert not thread.is_alive(), "the launch did not finish in 180 s after its workers were released"
     assert "error" not in out, out.get("error")
     result = out["result"]
     assert result.succeeded == 2 and said[0].startswith(f"launched job {ns}/{spec.name}: 2 node(s)")
